@@ -1,0 +1,1 @@
+"""Every side effect Baton has lives in an activity here."""

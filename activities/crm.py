@@ -1,0 +1,64 @@
+"""Customer context from a CRM, behind an adapter interface.
+
+The embedded adapter reads a JSON file (customer id -> facts) so Baton runs
+with no CRM at all; vendor adapters implement the same protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+from temporalio import activity
+
+from baton.logging import get_logger
+from baton.messages import ContextInput, CustomerContext, CustomerFacts
+
+DEMO_CRM_FILE = Path(__file__).with_name("crm_demo.json")
+log = get_logger(__name__)
+
+
+class CrmAdapter(Protocol):
+    name: str
+
+    async def fetch(self, customer_id: str) -> CustomerFacts | None:
+        """The customer's facts, or None when the CRM does not know them."""
+        ...
+
+
+class EmbeddedCrm:
+    name = "embedded"
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path or DEMO_CRM_FILE
+        raw = json.loads(self._path.read_text(encoding="utf-8"))
+        self._customers = {cid: CustomerFacts.model_validate(facts) for cid, facts in raw.items()}
+
+    async def fetch(self, customer_id: str) -> CustomerFacts | None:
+        return self._customers.get(customer_id)
+
+
+def merge_facts(crm: CustomerFacts | None, backend: CustomerFacts) -> CustomerFacts:
+    """Backend facts win field by field: they are what the customer sees right now."""
+    if crm is None:
+        return backend
+    given = backend.model_dump(exclude_unset=True, exclude_none=True)
+    if not given.get("flags"):
+        given.pop("flags", None)
+    return crm.model_copy(update=given)
+
+
+class CrmActivities:
+    def __init__(self, adapter: CrmAdapter) -> None:
+        self._adapter = adapter
+
+    @activity.defn(name="fetch_customer_context")
+    async def fetch_customer_context(self, request: ContextInput) -> CustomerContext:
+        facts = await self._adapter.fetch(request.customer_id)
+        log.info("customer_context", customer_id=request.customer_id, source=self._adapter.name, found=facts is not None)
+        return CustomerContext(
+            customer_id=request.customer_id,
+            facts=merge_facts(facts, request.backend_facts),
+            source=self._adapter.name if facts is not None else "backend",
+        )

@@ -1,0 +1,51 @@
+"""What a chat backend does with Baton, as functions over a Temporal client.
+
+Used by the gateway, the CLI and the replay command alike.
+"""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+
+from baton.messages import CloseRequest, ConversationInput, ConversationStart, ConversationState, Decision, MessageIn
+from workflows.conversation import ConversationWorkflow
+
+
+def workflow_id(conversation_id: str) -> str:
+    return f"conversation-{conversation_id}"
+
+
+def static_summary(start: ConversationStart) -> str:
+    return f"Support conversation {start.conversation_id} ({start.channel})"[:200]
+
+
+async def send_message(client: Client, task_queue: str, start: ConversationStart, message: MessageIn) -> Decision:
+    """Start the conversation if needed and add the message, in one call."""
+    operation = WithStartWorkflowOperation(
+        ConversationWorkflow.run,
+        ConversationInput(start=start),
+        id=workflow_id(start.conversation_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=static_summary(start),
+        static_details=(
+            f"Customer `{start.customer_id}` on **{start.channel}**. "
+            "Each message is an `add_message` update answered with a decision; query `state` for the transcript."
+        ),
+    )
+    return await client.execute_update_with_start_workflow(
+        ConversationWorkflow.add_message, message, start_workflow_operation=operation
+    )
+
+
+def handle(client: Client, conversation_id: str) -> WorkflowHandle:
+    return client.get_workflow_handle(workflow_id(conversation_id))
+
+
+async def get_state(client: Client, conversation_id: str) -> ConversationState:
+    return await handle(client, conversation_id).query(ConversationWorkflow.state)
+
+
+async def close(client: Client, conversation_id: str, reason: str = "closed") -> None:
+    await handle(client, conversation_id).signal(ConversationWorkflow.close, CloseRequest(reason=reason))

@@ -1,0 +1,192 @@
+"""The message contract shared by clients, workflows and activities.
+
+One pydantic model per message so that fields can be added later without
+breaking stored histories: every new field must have a default.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TEXT_CHARS = 8000
+MAX_ID_CHARS = 200
+
+Role = Literal["customer", "bot", "agent"]
+Action = Literal["continue", "escalate"]
+Urgency = Literal["immediate", "queued"]
+TriggerCategory = Literal["behavioral", "contextual", "sentiment"]
+
+
+class Phase(str, Enum):
+    BOT = "bot"
+    ESCALATED = "escalated"
+    WITH_AGENT = "with_agent"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Intent(str, Enum):
+    HUMAN_REQUEST = "human_request"
+    LEGAL_THREAT = "legal_threat"
+    SAFETY_OR_DISTRESS = "safety_or_distress"
+    DATA_DELETION = "data_deletion"
+    BILLING_DISPUTE = "billing_dispute"
+    CANCELLATION = "cancellation"
+    RESOLVED = "resolved"
+    NOT_HELPING = "not_helping"
+
+
+class _Model(BaseModel):
+    # Unknown fields from a newer client are ignored rather than rejected, so
+    # old workers keep replaying histories written by newer ones.
+    model_config = ConfigDict(extra="ignore")
+
+
+class CustomerFacts(_Model):
+    """What the chat backend (or the CRM) knows about the customer.
+
+    Every field is optional: the workflow merges backend facts over CRM facts.
+    """
+
+    tier: str | None = None
+    mrr: float | None = Field(default=None, ge=0)
+    account_created_at: date | None = None
+    renewal_date: date | None = None
+    health: float | None = Field(default=None, ge=0, le=100)
+    lifecycle_stage: str | None = None
+    flags: list[str] = Field(default_factory=list)
+    last_escalation_at: datetime | None = None
+    last_escalation_agent: str | None = None
+
+
+class ConversationStart(_Model):
+    conversation_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9._:\-]+$")
+    customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    channel: str = Field(default="chat", min_length=1, max_length=40)
+    customer: CustomerFacts = Field(default_factory=CustomerFacts)
+    policy: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_\-]*$", description="Policy name under policies/; the worker's default when unset"
+    )
+
+
+class MessageIn(_Model):
+    message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    role: Role
+    text: str
+    sent_at: datetime | None = None
+
+
+class Signals(_Model):
+    sentiment: float = Field(ge=-1, le=1)
+    frustration: float = Field(ge=0, le=1)
+    intents: list[Intent] = Field(default_factory=list)
+    markers: list[str] = Field(default_factory=list, description="profanity, shouting, repeated_punctuation, ...")
+    source: Literal["rules", "llm"] = "rules"
+
+
+class TriggerHit(_Model):
+    id: str
+    category: TriggerCategory
+    detail: str = ""
+
+
+class Decision(_Model):
+    message_id: str
+    action: Action
+    urgency: Urgency | None = None
+    triggers: list[TriggerHit] = Field(default_factory=list)
+    customer_text: str | None = None
+    signals: Signals | None = None
+    segment: str | None = None
+    phase: Phase = Phase.BOT
+
+
+class CustomerContext(_Model):
+    """CRM facts merged with backend facts, plus where they came from."""
+
+    customer_id: str
+    facts: CustomerFacts = Field(default_factory=CustomerFacts)
+    source: str = "none"
+    available: bool = True
+
+
+class TranscriptEntry(_Model):
+    message_id: str
+    role: Role
+    text: str
+    at: datetime
+    signals: Signals | None = None
+
+
+class ScoreInput(_Model):
+    text: str
+    previous_customer_texts: list[str] = Field(default_factory=list)
+    previous_frustration: list[float] = Field(default_factory=list)
+
+
+class ContextInput(_Model):
+    customer_id: str
+    backend_facts: CustomerFacts = Field(default_factory=CustomerFacts)
+
+
+class PolicyRequest(_Model):
+    name: str | None = None
+
+
+class CloseRequest(_Model):
+    reason: str = "closed"
+
+
+class ConversationState(_Model):
+    """The whole live state; carried through continue-as-new unchanged."""
+
+    start: ConversationStart
+    phase: Phase = Phase.BOT
+    transcript: list[TranscriptEntry] = Field(default_factory=list)
+    decisions: dict[str, Decision] = Field(default_factory=dict)
+    customer_messages: int = 0
+    messages_since_resolution: int = 0
+    escalated_at_message: str | None = None
+    escalated_at: datetime | None = None
+    urgency: Urgency | None = None
+    triggers_fired: list[TriggerHit] = Field(default_factory=list)
+    context: CustomerContext | None = None
+    policy_name: str | None = None
+    closed_reason: str | None = None
+    runs: int = 1
+
+
+class ConversationInput(_Model):
+    """Workflow input. `carried_*` are set only by continue-as-new."""
+
+    start: ConversationStart
+    carried_state: ConversationState | None = None
+    carried_policy: dict | None = None
+
+
+class ConversationSummary(_Model):
+    """The workflow's result when a conversation closes."""
+
+    conversation_id: str
+    phase: Phase
+    escalated: bool
+    urgency: Urgency | None = None
+    triggers: list[str] = Field(default_factory=list)
+    customer_messages: int = 0
+    closed_reason: str | None = None
+
+
+def message_problems(message: MessageIn, max_chars: int = MAX_TEXT_CHARS) -> list[str]:
+    """Why a message cannot be accepted, each problem naming its field; empty when fine."""
+    problems = []
+    if not message.text.strip():
+        problems.append("text: must not be empty")
+    elif len(message.text) > max_chars:
+        problems.append(f"text: {len(message.text)} characters, more than the limit of {max_chars}")
+    if not message.message_id.strip():
+        problems.append("message_id: must not be blank")
+    return problems

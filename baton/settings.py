@@ -1,0 +1,35 @@
+"""Settings from the environment (prefix BATON_), in one model."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BATON_", extra="ignore")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "baton-conversations"
+
+    policy: str = Field(default="default", description="Policy name under policies/ or a path to a YAML file")
+    crm_file: Path | None = Field(default=None, description="JSON file for the embedded CRM; the bundled demo data when unset")
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    gateway_api_key: str | None = Field(default=None, description="When set, clients must send it as X-API-Key")
+
+    log_format: Literal["console", "json"] = "json"
+    log_level: str = "INFO"
+
+    worker_shutdown_seconds: float = 10.0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

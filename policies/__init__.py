@@ -1,0 +1,7 @@
+"""Escalation policies: the schema, the policy files and the decision engine."""
+
+from policies.engine import evaluate
+from policies.loader import PolicyError, load_policy, load_policy_text, policy_path
+from policies.schema import Policy
+
+__all__ = ["Policy", "PolicyError", "evaluate", "load_policy", "load_policy_text", "policy_path"]

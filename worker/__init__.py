@@ -1,0 +1,1 @@
+"""Worker wiring: client, data converter, worker options, shutdown."""

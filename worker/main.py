@@ -1,0 +1,39 @@
+"""`baton worker`: run the conversation worker until SIGINT/SIGTERM, then drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from baton.logging import configure_logging, get_logger
+from baton.settings import Settings, get_settings
+from worker.wiring import build_worker, connect
+
+log = get_logger(__name__)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    async with worker:
+        log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address, policy=settings.policy)
+        await stop.wait()
+        log.info("worker_stopping", grace_seconds=settings.worker_shutdown_seconds)
+    log.info("worker_stopped")
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()
