@@ -28,11 +28,15 @@ class CrmAdapter(Protocol):
 
 
 class EmbeddedCrm:
+    """Customers from a JSON file (id -> facts), or from a dict given directly."""
+
     name = "embedded"
 
-    def __init__(self, path: Path | None = None) -> None:
-        self._path = path or DEMO_CRM_FILE
-        raw = json.loads(self._path.read_text(encoding="utf-8"))
+    def __init__(self, path: Path | None = None, customers: dict[str, CustomerFacts] | None = None) -> None:
+        if customers is not None:
+            self._customers = dict(customers)
+            return
+        raw = json.loads((path or DEMO_CRM_FILE).read_text(encoding="utf-8"))
         self._customers = {cid: CustomerFacts.model_validate(facts) for cid, facts in raw.items()}
 
     async def fetch(self, customer_id: str) -> CustomerFacts | None:

@@ -204,7 +204,7 @@ def score(text: str, previous_customer_texts: list[str] | None = None, previous_
     if resolved and not intents:
         intents.append(Intent.RESOLVED)
 
-    frustration = 0.45 * max(0.0, -sentiment)
+    frustration = 0.5 * max(0.0, -sentiment)
     frustration += 0.15 * min(2, len(PERSISTENCE.findall(lowered)))
     frustration += 0.15 if "shouting" in markers else 0.0
     frustration += 0.1 if "repeated_punctuation" in markers else 0.0

@@ -89,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from baton.logging import configure_logging
+    from baton.settings import get_settings
+
     args = build_parser().parse_args(argv)
+    settings = get_settings()
+    # Logs go to stderr; stdout carries command output (replay records, tables).
+    quiet = args.command in ("replay", "policy")
+    configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
     sys.exit(args.func(args))
 
 

@@ -184,9 +184,11 @@ def _check(trigger: Trigger, threshold: float | None, transcript: list[Transcrip
         trail = [m.signals.frustration for m in customer[-cond.window :] if m.signals]
         if len(trail) < 2:
             return None
-        mean = sum(trail) / len(trail)
+        # Recent messages weigh more: a conversation that is getting worse matters more than one that was bad.
+        weights = range(1, len(trail) + 1)
+        mean = sum(w * f for w, f in zip(weights, trail, strict=True)) / sum(weights)
         if mean >= threshold and trail[-1] >= trail[0]:
-            return f"mean frustration {mean:.2f} over {len(trail)} messages (threshold {threshold:g})"
+            return f"weighted frustration {mean:.2f} over {len(trail)} messages (threshold {threshold:g})"
         return None
     if isinstance(cond, HighValueCondition):
         high_value = (facts.mrr is not None and facts.mrr >= cond.min_mrr) or (

@@ -64,7 +64,7 @@ def load_policy_text(text: str, source: str = "<policy>") -> Policy:
 
 def _to_python(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> Any:
     """Construct plain data from a composed node, recording each path's line."""
-    lines[path] = node.start_mark.line + 1
+    lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -83,7 +83,7 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     kept: list[Any] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part not in node and node.get("kind") == part:
+        if isinstance(node, dict) and node.get("kind") == part:
             continue
         kept.append(part)
         if isinstance(node, dict):

@@ -54,8 +54,8 @@ class UnresolvedTurnsCondition(_Strict):
 
 
 class FrustrationTrendCondition(_Strict):
-    """Mean frustration over the last `window` customer messages reaches `threshold`
-    and is not falling."""
+    """Recency-weighted mean frustration over the last `window` customer messages
+    reaches `threshold`, and is not falling."""
 
     kind: Literal["frustration_trend"]
     window: int = Field(default=3, ge=2, le=20)

@@ -1,0 +1,104 @@
+"""Policy files: validation errors name file, line and field; the CLI checks and shows them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from policies import PolicyError, load_policy, load_policy_text
+from policies.matrix import render_matrix
+
+DEFAULT = Path("policies/default.yaml")
+
+
+def default_text() -> str:
+    return DEFAULT.read_text()
+
+
+def errors_for(text: str) -> list[str]:
+    with pytest.raises(PolicyError) as caught:
+        load_policy_text(text, "p.yaml")
+    return caught.value.problems
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def test_every_bundled_policy_is_valid() -> None:
+    for path in Path("policies").glob("*.yaml"):
+        assert load_policy(str(path)).triggers
+
+
+def test_bad_threshold_names_line_and_field() -> None:
+    text = default_text().replace("when: {kind: repeated_question, threshold: 3", "when: {kind: repeated_question, threshold: 1")
+    [problem] = errors_for(text)
+    assert problem.startswith(f"p.yaml:{line_of(text, 'threshold: 1')}: triggers[1].when.threshold:")
+    assert "greater than or equal to 2" in problem
+
+
+def test_unknown_urgency_and_unknown_key() -> None:
+    text = default_text().replace("urgency: immediate\n    high_priority: true\n    description: The customer asks for a person",
+                                  "urgency: soon\n    high_priority: true\n    description: The customer asks for a person")
+    text = text.replace("  renewal_factor: 0.8", "  renewal_factr: 0.8")
+    problems = errors_for(text)
+    assert any(p.startswith(f"p.yaml:{line_of(text, 'urgency: soon')}: triggers[0].urgency:") for p in problems), problems
+    assert any(p.startswith(f"p.yaml:{line_of(text, 'renewal_factr')}: lifecycle.renewal_factr: Extra inputs") for p in problems)
+
+
+def test_unknown_intent_and_condition_kind() -> None:
+    text = default_text().replace("intent: human_request}", "intent: human}")
+    [problem] = errors_for(text)
+    assert f"p.yaml:{line_of(text, 'intent: human}')}: triggers[0].when.intent:" in problem
+    text = default_text().replace("kind: bot_repeating", "kind: bot_repeats")
+    [problem] = errors_for(text)
+    assert problem.startswith(f"p.yaml:{line_of(text, 'bot_repeats')}: triggers[2].when:")
+
+
+def test_missing_field_points_at_parent_and_duplicates_are_named() -> None:
+    text = default_text().replace("  escalate_queued: >-", "  escalate_waiting: >-")
+    problems = errors_for(text)
+    assert any(p.startswith(f"p.yaml:{line_of(text, 'templates:')}: templates.escalate_queued: Field required") for p in problems)
+    dup = default_text().replace("- id: bot_loop", "- id: repeated_question")
+    assert any("duplicate id 'repeated_question'" in p for p in errors_for(dup))
+
+
+def test_default_segment_must_exist() -> None:
+    text = default_text().replace("default_segment: mid_market", "default_segment: midmarket")
+    assert any("default_segment" in p for p in errors_for(text))
+
+
+def test_invalid_yaml_and_missing_file() -> None:
+    [problem] = errors_for("version: 1\nname: [unclosed\n")
+    assert problem.startswith("p.yaml:3: invalid YAML") or problem.startswith("p.yaml:2: invalid YAML")
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy("no/such/policy.yaml")
+
+
+def test_policy_check_cli(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "baton.cli", "policy", "check", str(DEFAULT)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(default_text().replace("threshold: 8", "threshold: -8"))
+    result = subprocess.run([sys.executable, "-m", "baton.cli", "policy", "check", str(bad)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"{bad}:{line_of(bad.read_text(), 'threshold: -8')}: triggers[3].when.threshold" in result.stderr
+
+
+def test_policy_show_renders_matrix() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "baton.cli", "policy", "show", str(DEFAULT)], capture_output=True, text=True, check=True
+    ).stdout
+    header = next(line for line in out.splitlines() if line.startswith("trigger"))
+    for column in ("category", "condition", "urgency", "enterprise", "mid_market", "smb", "self_serve"):
+        assert column in header
+    policy = load_policy(str(DEFAULT))
+    for trigger in policy.triggers:
+        assert trigger.id in out
+    row = next(line for line in out.splitlines() if line.startswith("unresolved_conversation"))
+    assert row.split()[-4:] == ["6", "8", "11", "-"]
+    assert "renewal within 60 days: x0.8" in out
+    assert "| trigger |" in render_matrix(policy, fmt="markdown")
