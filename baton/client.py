@@ -6,10 +6,20 @@ Used by the gateway, the CLI and the replay command alike.
 from __future__ import annotations
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from baton.messages import CloseRequest, ConversationInput, ConversationStart, ConversationState, Decision, MessageIn
 from workflows.conversation import ConversationWorkflow
+
+
+class ConversationClosedError(Exception):
+    """The conversation has ended; a new message needs a new conversation id."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"conversation: {conversation_id} is closed; start a new conversation id")
+        self.conversation_id = conversation_id
 
 
 def workflow_id(conversation_id: str) -> str:
@@ -21,22 +31,35 @@ def static_summary(start: ConversationStart) -> str:
 
 
 async def send_message(client: Client, task_queue: str, start: ConversationStart, message: MessageIn) -> Decision:
-    """Start the conversation if needed and add the message, in one call."""
+    """Start the conversation if needed and add the message, in one call.
+
+    Raises ConversationClosedError when the conversation has already ended.
+    """
     operation = WithStartWorkflowOperation(
         ConversationWorkflow.run,
         ConversationInput(start=start),
         id=workflow_id(start.conversation_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # A closed conversation is never silently restarted with an empty transcript.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=static_summary(start),
         static_details=(
             f"Customer `{start.customer_id}` on **{start.channel}**. "
             "Each message is an `add_message` update answered with a decision; query `state` for the transcript."
         ),
     )
-    return await client.execute_update_with_start_workflow(
-        ConversationWorkflow.add_message, message, start_workflow_operation=operation
-    )
+    try:
+        return await client.execute_update_with_start_workflow(
+            ConversationWorkflow.add_message, message, start_workflow_operation=operation
+        )
+    except WorkflowAlreadyStartedError as err:
+        raise ConversationClosedError(start.conversation_id) from err
+    except RPCError as err:
+        # Some servers report the closed id as a bare ALREADY_EXISTS status.
+        if err.status == RPCStatusCode.ALREADY_EXISTS:
+            raise ConversationClosedError(start.conversation_id) from err
+        raise
 
 
 def handle(client: Client, conversation_id: str) -> WorkflowHandle:

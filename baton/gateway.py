@@ -185,6 +185,9 @@ def create_app(client: Client, settings: Settings, *, decision_timeout: float = 
             )
         except WorkflowUpdateFailedError as err:
             _update_failed(err, request, bound)
+        except baton_client.ConversationClosedError as err:
+            bound.info("message_rejected", reason="conversation closed")
+            raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from err
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
             bound.warning("message_timeout", timeout_seconds=decision_timeout)
             raise _timed_out() from err

@@ -73,9 +73,14 @@ class ConversationStart(_Model):
     )
 
 
+ROLES: tuple[str, ...] = ("customer", "bot", "agent")
+
+
 class MessageIn(_Model):
     message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    role: Role
+    # A plain string on the wire so that a bad role reaches the workflow's
+    # validator and is rejected with a reason, not a decoding failure.
+    role: str = Field(json_schema_extra={"enum": list(ROLES)})
     text: str
     sent_at: datetime | None = None
 
@@ -183,6 +188,8 @@ class ConversationSummary(_Model):
 def message_problems(message: MessageIn, max_chars: int = MAX_TEXT_CHARS) -> list[str]:
     """Why a message cannot be accepted, each problem naming its field; empty when fine."""
     problems = []
+    if message.role not in ROLES:
+        problems.append(f"role: must be one of {', '.join(ROLES)} (got '{message.role}')")
     if not message.text.strip():
         problems.append("text: must not be empty")
     elif len(message.text) > max_chars:

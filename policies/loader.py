@@ -82,8 +82,10 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     locations; drop it so the field reads as the user wrote it."""
     kept: list[Any] = []
     node = data
+    tag_skipped_at = None
     for part in loc:
-        if isinstance(node, dict) and node.get("kind") == part:
+        if isinstance(node, dict) and node.get("kind") == part and tag_skipped_at is not node:
+            tag_skipped_at = node
             continue
         kept.append(part)
         if isinstance(node, dict):

@@ -160,13 +160,10 @@ async def test_text_over_the_policy_limit_is_rejected_by_the_workflow(http: http
     assert [e["message_id"] for e in state["transcript"]] == ["first"]
 
 
-@pytest.mark.xfail(
-    reason="the workflow validator does not know the policy limit before the first message loads the policy",
-    strict=False,
-)
 async def test_first_message_over_the_policy_limit_is_rejected(http: httpx.AsyncClient) -> None:
     response = await http.post(f"/v1/conversations/{_conversation()}/messages", json=_body("x" * 4001))
     assert response.status_code == 422
+    assert _locs(response) == [["body", "message", "text"]]
 
 
 async def test_unknown_role_is_rejected(http: httpx.AsyncClient) -> None:
@@ -214,6 +211,12 @@ async def test_close_completes_the_conversation(http: httpx.AsyncClient, client:
     again = await http.post(f"{url}/close")
     assert again.status_code == 202
     assert again.json()["status"] == "already_closed"
+
+    # A late message is refused with a reason, not taken into a fresh, empty conversation.
+    late = await http.post(f"{url}/messages", json=_body("one more thing", "m2"))
+    assert late.status_code == 409
+    assert "closed" in late.json()["detail"]
+    assert [e["message_id"] for e in (await http.get(url)).json()["transcript"]] == ["m1"]
 
 
 async def test_close_without_body_uses_default_reason(http: httpx.AsyncClient, client: Client) -> None:

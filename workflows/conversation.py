@@ -89,6 +89,11 @@ class ConversationWorkflow:
             if self._closing:
                 raise ApplicationError("conversation: already closed", type="ConversationClosed")
             await self._ensure_ready()
+            assert self._policy is not None
+            # The validator of a conversation's first message ran before the policy was loaded.
+            problems = message_problems(message, self._policy.limits.max_message_chars)
+            if problems:
+                raise ApplicationError("; ".join(problems), type="InvalidMessage", non_retryable=True)
             decision = await self._process(message)
             self._state.decisions[message.message_id] = decision
             self._publish()
