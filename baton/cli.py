@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+TEMPORAL_COMMANDS = ("replay", "worker", "gateway", "dev")
 
 
 def _policy_check(args: argparse.Namespace) -> int:
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from baton.logging import configure_logging
+    from baton.logging import configure_logging, configure_temporal_runtime
     from baton.settings import get_settings
 
     args = build_parser().parse_args(argv)
@@ -97,7 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     # Logs go to stderr; stdout carries command output (replay records, tables).
     quiet = args.command in ("replay", "policy")
     configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
-    sys.exit(args.func(args))
+    if args.command in TEMPORAL_COMMANDS:
+        configure_temporal_runtime()
+    code = args.func(args)
+    if args.command in TEMPORAL_COMMANDS:
+        # The Temporal client's native threads can outlive the event loop and abort
+        # interpreter finalization (temporalio/sdk-python#300); all work is done and
+        # flushed by now, so skip finalization rather than risk a spurious SIGABRT.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -36,3 +36,26 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger(name)
+
+
+class _DropKnownNoise(logging.Filter):
+    # The test server does not advertise a capability that only matters for heartbeat details on failure.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "activity_failure_include_heartbeat" not in record.getMessage()
+
+
+def configure_temporal_runtime(core_level: str = "WARN") -> None:
+    """Send the Temporal core's own logs through Python logging (stderr), never to stdout."""
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    core_logger = logging.getLogger("temporalio.core")
+    core_logger.addFilter(_DropKnownNoise())
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level=core_level, other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=core_logger),
+            )
+        )
+    )
+    Runtime.set_default(runtime, error_if_already_set=False)

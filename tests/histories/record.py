@@ -1,0 +1,61 @@
+"""Record a conversation history for the replay test.
+
+Run after a deliberate, versioned change to ConversationWorkflow:
+    .venv/bin/python -m tests.histories.record tests/histories/conversation_escalated.json
+Keep the old files: each one proves that today's code still replays yesterday's conversations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from baton.binaries import test_server
+from baton.client import close, handle, send_message
+from baton.messages import ConversationStart, CustomerFacts, MessageIn
+from baton.settings import Settings
+from worker.wiring import build_worker
+from workflows import search_attributes
+
+SCRIPT = [
+    ("m1", "customer", "How do I export my reports to CSV?"),
+    ("b1", "bot", "Open Reports and click Download."),
+    ("m2", "customer", "There is no download button, how do I export reports to CSV?"),
+    ("b2", "bot", "Open Reports and click Download."),
+    ("m2", "customer", "duplicate delivery of m2"),
+    ("m3", "customer", ""),
+    ("m4", "customer", "this STILL doesn't work, I want to talk to a human!!"),
+    ("b3", "bot", "Sorry about that."),
+]
+
+
+async def record(path: Path) -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server(), data_converter=pydantic_data_converter
+    )
+    async with env:
+        await search_attributes.register(env.client)
+        settings = Settings(task_queue="record-history")
+        start = ConversationStart(
+            conversation_id="history-1", customer_id="cus_recorded", channel="chat",
+            customer=CustomerFacts(tier="mid_market", mrr=1500),
+        )
+        async with build_worker(env.client, settings):
+            for message_id, role, text in SCRIPT:
+                try:
+                    await send_message(env.client, settings.task_queue, start, MessageIn(message_id=message_id, role=role, text=text))
+                except WorkflowUpdateFailedError:
+                    pass  # the empty message is rejected on purpose
+            await close(env.client, start.conversation_id, reason="recorded")
+            await handle(env.client, start.conversation_id).result()
+            history = await handle(env.client, start.conversation_id).fetch_history()
+    path.write_text(history.to_json())
+
+
+if __name__ == "__main__":
+    asyncio.run(record(Path(sys.argv[1])))
