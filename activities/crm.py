@@ -60,7 +60,13 @@ class CrmActivities:
     @activity.defn(name="fetch_customer_context")
     async def fetch_customer_context(self, request: ContextInput) -> CustomerContext:
         facts = await self._adapter.fetch(request.customer_id)
-        log.info("customer_context", customer_id=request.customer_id, source=self._adapter.name, found=facts is not None)
+        log.info(
+            "customer_context",
+            workflow_id=activity.info().workflow_id,
+            customer_id=request.customer_id,
+            source=self._adapter.name,
+            found=facts is not None,
+        )
         return CustomerContext(
             customer_id=request.customer_id,
             facts=merge_facts(facts, request.backend_facts),
