@@ -6,11 +6,20 @@ Used by the gateway, the CLI and the replay command alike.
 from __future__ import annotations
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from baton.messages import CloseRequest, ConversationInput, ConversationStart, ConversationState, Decision, MessageIn
+from baton.messages import (
+    CloseRequest,
+    ConversationInput,
+    ConversationStart,
+    ConversationState,
+    Decision,
+    MessageIn,
+    Phase,
+)
+from workflows import search_attributes as sa
 from workflows.conversation import ConversationWorkflow
 
 
@@ -44,6 +53,7 @@ async def send_message(client: Client, task_queue: str, start: ConversationStart
         # A closed conversation is never silently restarted with an empty transcript.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=static_summary(start),
+        search_attributes=initial_search_attributes(start),
         static_details=(
             f"Customer `{start.customer_id}` on **{start.channel}**. "
             "Each message is an `add_message` update answered with a decision; query `state` for the transcript."
@@ -60,6 +70,14 @@ async def send_message(client: Client, task_queue: str, start: ConversationStart
         if err.status == RPCStatusCode.ALREADY_EXISTS:
             raise ConversationClosedError(start.conversation_id) from err
         raise
+
+
+def initial_search_attributes(start: ConversationStart) -> TypedSearchAttributes:
+    """Operators can filter a conversation from its very first event."""
+    pairs = [SearchAttributePair(sa.PHASE, Phase.BOT.value)]
+    if start.customer.tier:
+        pairs.append(SearchAttributePair(sa.TIER, start.customer.tier))
+    return TypedSearchAttributes(pairs)
 
 
 def handle(client: Client, conversation_id: str) -> WorkflowHandle:

@@ -95,7 +95,8 @@ QUESTIONS = [
 TARGET_P50_RATIO = 1.3
 TARGET_THROUGHPUT_RATIO = 0.8
 TARGET_EVENTS_PER_MESSAGE = 6.0
-MIN_SAMPLES = 200  # messages per system and level; small levels get extra rounds
+MIN_SAMPLES = 400  # messages per system and level; small levels get extra rounds
+MIN_ROUNDS = 4  # per system and level: two ABBA pairs at least
 HISTORY_SAMPLES_PER_LEVEL = 3
 
 
@@ -161,10 +162,9 @@ async def send_echo(client: Client, task_queue: str, start: ConversationStart, m
 
 
 class Bench:
-    def __init__(self, client: Client, queues: dict[str, str], messages: int) -> None:
+    def __init__(self, client: Client, queues: dict[str, str]) -> None:
         self.client = client
         self.queues = queues
-        self.messages = messages
         self.tag = uuid.uuid4().hex[:6]
         self.rounds_run = 0
 
@@ -418,7 +418,7 @@ async def main(argv: list[str] | None = None) -> dict:
         baton_worker = build_worker(client, Settings(task_queue=queues[BATON]))
         echo_worker = Worker(client, task_queue=queues[ECHO], workflows=[EchoWorkflow])
         async with baton_worker, echo_worker:
-            bench = Bench(client, queues, args.messages)
+            bench = Bench(client, queues)
 
             print("Warming up ...", flush=True)
             throwaway = Samples()
@@ -430,7 +430,7 @@ async def main(argv: list[str] | None = None) -> dict:
             histories: dict[str, list[HistoryCount]] = {BATON: [], ECHO: []}
             for conversations in args.levels:
                 per_round = conversations * args.messages
-                rounds = max(2, math.ceil(MIN_SAMPLES / per_round))
+                rounds = max(MIN_ROUNDS, math.ceil(MIN_SAMPLES / per_round))
                 rounds += rounds % 2  # whole ABBA pairs
                 samples[conversations] = {system: Samples() for system in SYSTEMS}
                 print(f"C={conversations}: {rounds} rounds x {per_round} messages per system ...", flush=True)

@@ -1,7 +1,7 @@
 """Record a conversation history for the replay test.
 
 Run after a deliberate, versioned change to ConversationWorkflow:
-    .venv/bin/python -m tests.histories.record tests/histories/conversation_escalated.json
+    .venv/bin/python -m tests.histories.record tests/histories/vN_what_changed.json
 Keep the old files: each one proves that today's code still replays yesterday's conversations.
 """
 
