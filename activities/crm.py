@@ -53,22 +53,17 @@ def merge_facts(crm: CustomerFacts | None, backend: CustomerFacts) -> CustomerFa
     return crm.model_copy(update=given)
 
 
-class CrmActivities:
-    def __init__(self, adapter: CrmAdapter) -> None:
-        self._adapter = adapter
-
-    @activity.defn(name="fetch_customer_context")
-    async def fetch_customer_context(self, request: ContextInput) -> CustomerContext:
-        facts = await self._adapter.fetch(request.customer_id)
-        log.info(
-            "customer_context",
-            workflow_id=activity.info().workflow_id,
-            customer_id=request.customer_id,
-            source=self._adapter.name,
-            found=facts is not None,
-        )
-        return CustomerContext(
-            customer_id=request.customer_id,
-            facts=merge_facts(facts, request.backend_facts),
-            source=self._adapter.name if facts is not None else "backend",
-        )
+async def customer_context(adapter: CrmAdapter, request: ContextInput) -> CustomerContext:
+    facts = await adapter.fetch(request.customer_id)
+    log.info(
+        "customer_context",
+        workflow_id=activity.info().workflow_id if activity.in_activity() else None,
+        customer_id=request.customer_id,
+        source=adapter.name,
+        found=facts is not None,
+    )
+    return CustomerContext(
+        customer_id=request.customer_id,
+        facts=merge_facts(facts, request.backend_facts),
+        source=adapter.name if facts is not None else "backend",
+    )

@@ -18,19 +18,61 @@ from baton.text import content_terms, similarity
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]+|,|\bbut\b|\bjust\b|\bso\b")
 _TOKEN = re.compile(r"[a-z0-9']+")
 NEGATIONS = frozenset(
-    "not no never dont don't doesnt doesn't didnt didn't isnt isn't wont won't cant can't cannot "
-    "without neither nor wasnt wasn't arent aren't".split()
+    [
+        "not",
+        "no",
+        "never",
+        "dont",
+        "don't",
+        "doesnt",
+        "doesn't",
+        "didnt",
+        "didn't",
+        "isnt",
+        "isn't",
+        "wont",
+        "won't",
+        "cant",
+        "can't",
+        "cannot",
+        "without",
+        "neither",
+        "nor",
+        "wasnt",
+        "wasn't",
+        "arent",
+        "aren't",
+    ]
 )
 
 HUMAN_NOUNS = frozenset(
-    "human humans person people agent agents representative rep someone somebody manager supervisor operator staff".split()
+    [
+        "human",
+        "humans",
+        "person",
+        "people",
+        "agent",
+        "agents",
+        "representative",
+        "rep",
+        "someone",
+        "somebody",
+        "manager",
+        "supervisor",
+        "operator",
+        "staff",
+    ]
 )
-REQUEST_VERBS = frozenset("talk speak chat connect transfer escalate reach contact get give put".split())
+REQUEST_VERBS = frozenset(
+    ["talk", "speak", "chat", "connect", "transfer", "escalate", "reach", "contact", "get", "give", "put"]
+)
 FIRST_PERSON_ASK = re.compile(
-    r"\b(i|i'd|id|i'm|im|me|let me|can i|could i|may i|we|we'd)\b.*\b(talk|speak|chat|want|need|like|reach|contact|get|have|see)\b"
+    r"\b(i|i'd|id|i'm|im|me|let me|can i|could i|may i|we|we'd)\b"
+    r".*\b(talk|speak|chat|want|need|like|reach|contact|get|have|see)\b"
 )
 PRODUCT_QUESTION = re.compile(
-    r"^(does|do|can|is|are|will|would|how does|how do)\s+(your|the|this|you guys'?)\s*(product|app|bot|platform|system|tool|service|software|widget|chat|team)?\b"
+    r"^(does|do|can|is|are|will|would|how does|how do)\s+(your|the|this|you guys'?)\s*"
+    r"(product|app|bot|platform|system|tool|service|software|widget|chat|team)?\b"
 )
 
 LEGAL = re.compile(
@@ -62,7 +104,8 @@ RESOLVED = re.compile(
 NOT_HELPING = re.compile(
     r"\b(is|isn't|isnt|not|you're not|youre not|this isn't|doesn't|doesnt|didn't|didnt)\s*(really )?help(ing|ful)?\b|"
     r"\buseless\b|\bnot helpful\b|\bunhelpful\b|\b(you|bot) (don't|dont|do not) understand\b|\bnot what i asked\b|"
-    r"\bgoing (in|round in) circles\b|\bgoing nowhere\b|\bsame (answer|thing|reply) (again|over)\b|\bstop (sending|giving) me\b"
+    r"\bgoing (in|round in) circles\b|\bgoing nowhere\b|\bsame (answer|thing|reply) (again|over)\b|"
+    r"\bstop (sending|giving) me\b"
 )
 THANKS = re.compile(r"\b(thanks|thank you|thx|cheers|appreciate it)\b")
 PERSISTENCE = re.compile(r"\b(still|again|already|yet again|keeps?|same|another|third time|second time|once more)\b")
@@ -72,19 +115,77 @@ PROFANITY = re.compile(
 REPEATED_PUNCT = re.compile(r"[!?]{2,}")
 
 POSITIVE = {
-    "thanks": 1.0, "thank": 1.0, "great": 1.0, "perfect": 1.2, "awesome": 1.2, "excellent": 1.2, "love": 1.0,
-    "helpful": 1.0, "appreciate": 1.0, "works": 0.8, "worked": 0.8, "fixed": 0.8, "solved": 0.8, "good": 0.6,
-    "nice": 0.6, "happy": 0.8, "glad": 0.8, "amazing": 1.2, "wonderful": 1.2, "brilliant": 1.0, "easy": 0.5,
+    "thanks": 1.0,
+    "thank": 1.0,
+    "great": 1.0,
+    "perfect": 1.2,
+    "awesome": 1.2,
+    "excellent": 1.2,
+    "love": 1.0,
+    "helpful": 1.0,
+    "appreciate": 1.0,
+    "works": 0.8,
+    "worked": 0.8,
+    "fixed": 0.8,
+    "solved": 0.8,
+    "good": 0.6,
+    "nice": 0.6,
+    "happy": 0.8,
+    "glad": 0.8,
+    "amazing": 1.2,
+    "wonderful": 1.2,
+    "brilliant": 1.0,
+    "easy": 0.5,
 }
 NEGATIVE = {
-    "broken": 1.0, "useless": 1.4, "terrible": 1.4, "awful": 1.4, "horrible": 1.4, "worst": 1.5, "hate": 1.3,
-    "angry": 1.3, "furious": 1.6, "frustrated": 1.3, "frustrating": 1.3, "annoyed": 1.0, "annoying": 1.0,
-    "ridiculous": 1.3, "unacceptable": 1.5, "disappointed": 1.1, "disappointing": 1.1, "waste": 1.1,
-    "fail": 0.8, "failed": 0.8, "failing": 0.8, "error": 0.6, "errors": 0.6, "wrong": 0.7, "bad": 0.8,
-    "stupid": 1.2, "scam": 1.5, "pathetic": 1.4, "joke": 0.9, "nothing": 0.3, "problem": 0.4, "issue": 0.3,
-    "crash": 0.8, "crashes": 0.8, "down": 0.4, "slow": 0.5, "stuck": 0.7, "lost": 0.7, "missing": 0.5,
-    "nobody": 0.6, "ignored": 1.0,
-    "upset": 1.2, "desperate": 1.3, "help": 0.2, "urgent": 0.7, "asap": 0.6, "hours": 0.2, "days": 0.2,
+    "broken": 1.0,
+    "useless": 1.4,
+    "terrible": 1.4,
+    "awful": 1.4,
+    "horrible": 1.4,
+    "worst": 1.5,
+    "hate": 1.3,
+    "angry": 1.3,
+    "furious": 1.6,
+    "frustrated": 1.3,
+    "frustrating": 1.3,
+    "annoyed": 1.0,
+    "annoying": 1.0,
+    "ridiculous": 1.3,
+    "unacceptable": 1.5,
+    "disappointed": 1.1,
+    "disappointing": 1.1,
+    "waste": 1.1,
+    "fail": 0.8,
+    "failed": 0.8,
+    "failing": 0.8,
+    "error": 0.6,
+    "errors": 0.6,
+    "wrong": 0.7,
+    "bad": 0.8,
+    "stupid": 1.2,
+    "scam": 1.5,
+    "pathetic": 1.4,
+    "joke": 0.9,
+    "nothing": 0.3,
+    "problem": 0.4,
+    "issue": 0.3,
+    "crash": 0.8,
+    "crashes": 0.8,
+    "down": 0.4,
+    "slow": 0.5,
+    "stuck": 0.7,
+    "lost": 0.7,
+    "missing": 0.5,
+    "nobody": 0.6,
+    "ignored": 1.0,
+    "upset": 1.2,
+    "desperate": 1.3,
+    "help": 0.2,
+    "urgent": 0.7,
+    "asap": 0.6,
+    "hours": 0.2,
+    "days": 0.2,
 }
 
 
@@ -167,7 +268,9 @@ def _markers(text: str, lowered: str) -> list[str]:
     return markers
 
 
-def score(text: str, previous_customer_texts: list[str] | None = None, previous_frustration: list[float] | None = None) -> Signals:
+def score(
+    text: str, previous_customer_texts: list[str] | None = None, previous_frustration: list[float] | None = None
+) -> Signals:
     """Score one customer message in the light of the conversation so far."""
     previous_customer_texts = previous_customer_texts or []
     previous_frustration = previous_frustration or []

@@ -16,7 +16,9 @@ def find_binary(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError(f"'{name}' not found beside {sys.executable} or on PATH; run `make dev` or `pip install -e .`")
+        raise FileNotFoundError(
+            f"'{name}' not found beside {sys.executable} or on PATH; run `make dev` or `pip install -e .`"
+        )
     return found
 
 

@@ -21,7 +21,9 @@ def _policy_check(args: argparse.Namespace) -> int:
                 print(problem, file=sys.stderr)
             status = 1
         else:
-            print(f"{path}: ok (policy '{policy.name}', {len(policy.triggers)} triggers, {len(policy.segments)} segments)")
+            print(
+                f"{path}: ok (policy '{policy.name}', {len(policy.triggers)} triggers, {len(policy.segments)} segments)"
+            )
     return status
 
 

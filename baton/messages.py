@@ -7,7 +7,7 @@ breaking stored histories: every new field must have a default.
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,7 @@ Urgency = Literal["immediate", "queued"]
 TriggerCategory = Literal["behavioral", "contextual", "sentiment"]
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     BOT = "bot"
     ESCALATED = "escalated"
     WITH_AGENT = "with_agent"
@@ -29,7 +29,7 @@ class Phase(str, Enum):
     CLOSED = "closed"
 
 
-class Intent(str, Enum):
+class Intent(StrEnum):
     HUMAN_REQUEST = "human_request"
     LEGAL_THREAT = "legal_threat"
     SAFETY_OR_DISTRESS = "safety_or_distress"
@@ -69,7 +69,9 @@ class ConversationStart(_Model):
     channel: str = Field(default="chat", min_length=1, max_length=40)
     customer: CustomerFacts = Field(default_factory=CustomerFacts)
     policy: str | None = Field(
-        default=None, pattern=r"^[a-z][a-z0-9_\-]*$", description="Policy name under policies/; the worker's default when unset"
+        default=None,
+        pattern=r"^[a-z][a-z0-9_\-]*$",
+        description="Policy name under policies/; the worker's default when unset",
     )
 
 
@@ -127,19 +129,21 @@ class TranscriptEntry(_Model):
     signals: Signals | None = None
 
 
-class ScoreInput(_Model):
-    text: str
-    previous_customer_texts: list[str] = Field(default_factory=list)
-    previous_frustration: list[float] = Field(default_factory=list)
-
-
 class ContextInput(_Model):
     customer_id: str
     backend_facts: CustomerFacts = Field(default_factory=CustomerFacts)
 
 
-class PolicyRequest(_Model):
-    name: str | None = None
+class SetupRequest(_Model):
+    policy: str | None = None
+    context: ContextInput
+
+
+class ConversationSetup(_Model):
+    """The policy (as data; validated by the workflow) and the customer's context."""
+
+    policy: dict
+    context: CustomerContext
 
 
 class CloseRequest(_Model):

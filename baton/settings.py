@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     task_queue: str = "baton-conversations"
 
     policy: str = Field(default="default", description="Policy name under policies/ or a path to a YAML file")
-    crm_file: Path | None = Field(default=None, description="JSON file for the embedded CRM; the bundled demo data when unset")
+    crm_file: Path | None = Field(
+        default=None, description="JSON file for the embedded CRM; the bundled demo data when unset"
+    )
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080

@@ -147,7 +147,9 @@ def _customer(transcript: list[TranscriptEntry]) -> list[TranscriptEntry]:
     return [m for m in transcript if m.role == "customer"]
 
 
-def _check(trigger: Trigger, threshold: float | None, transcript: list[TranscriptEntry], facts: CustomerFacts) -> str | None:
+def _check(
+    trigger: Trigger, threshold: float | None, transcript: list[TranscriptEntry], facts: CustomerFacts
+) -> str | None:
     """Return why the trigger fires on the latest customer message, or None."""
     cond = trigger.when
     customer = _customer(transcript)

@@ -69,11 +69,11 @@ def _to_python(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ..
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, path + (key,), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _to_python(value_node, (*path, key), lines)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(child, path + (i,), lines) for i, child in enumerate(node.value)]
+        return [_to_python(child, (*path, i), lines) for i, child in enumerate(node.value)]
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 

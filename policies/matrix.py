@@ -25,7 +25,8 @@ def describe_condition(trigger: Trigger) -> str:
             who = " or ".join([f"MRR >= {c.min_mrr:g}"] + [f"tier {t}" for t in c.tiers])
             return f"{who}, frustration >= N"
         case "at_risk":
-            return f"health < {c.health_below:g} or lifecycle {'/'.join(c.lifecycle_stages)}; frustration >= N or cancelling"
+            stages = "/".join(c.lifecycle_stages)
+            return f"health < {c.health_below:g} or lifecycle {stages}; frustration >= N or cancelling"
     return c.kind
 
 

@@ -38,12 +38,26 @@ async def test_conversation_continues_as_new_carrying_its_state(dev_env: Workflo
     start = ConversationStart(conversation_id=f"can-{uuid.uuid4().hex[:8]}", customer_id="cus_enterprise")
     topics = ["export", "invoices", "seats", "sso", "webhooks", "retention", "timezone", "audit", "api", "mobile"]
     async with build_worker(client, settings):
-        first = await send_message(client, settings.task_queue, start, MessageIn(message_id="m0", role="customer", text="hello"))
+        first = await send_message(
+            client, settings.task_queue, start, MessageIn(message_id="m0", role="customer", text="hello")
+        )
         first_run = (await handle(client, start.conversation_id).describe()).run_id
         for i, topic in enumerate(topics, start=1):
-            await send_message(client, settings.task_queue, start, MessageIn(message_id=f"b{i}", role="bot", text=f"About {topic}: see the docs page for {topic}."))
-            await send_message(client, settings.task_queue, start, MessageIn(message_id=f"m{i}", role="customer", text=f"Thanks. Next, what about {topic} settings?"))
-        escalate = await send_message(client, settings.task_queue, start, MessageIn(message_id="m-human", role="customer", text="get me a human"))
+            await send_message(
+                client,
+                settings.task_queue,
+                start,
+                MessageIn(message_id=f"b{i}", role="bot", text=f"About {topic}: see the docs page for {topic}."),
+            )
+            await send_message(
+                client,
+                settings.task_queue,
+                start,
+                MessageIn(message_id=f"m{i}", role="customer", text=f"Thanks. Next, what about {topic} settings?"),
+            )
+        escalate = await send_message(
+            client, settings.task_queue, start, MessageIn(message_id="m-human", role="customer", text="get me a human")
+        )
         assert escalate.action == "escalate"
 
         desc = await handle(client, start.conversation_id).describe()
@@ -56,7 +70,9 @@ async def test_conversation_continues_as_new_carrying_its_state(dev_env: Workflo
         assert state.context is not None and state.context.facts.tier == "enterprise"
         assert state.phase == Phase.ESCALATED
         # Duplicates are recognised across runs.
-        again = await send_message(client, settings.task_queue, start, MessageIn(message_id="m0", role="customer", text="hello"))
+        again = await send_message(
+            client, settings.task_queue, start, MessageIn(message_id="m0", role="customer", text="hello")
+        )
         assert again == first
         assert len((await get_state(client, start.conversation_id)).transcript) == len(state.transcript)
         # Search attributes survive the new run.

@@ -22,7 +22,9 @@ from policies.engine import classify, effective_threshold, standing
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 MID = CustomerFacts(tier="mid_market", mrr=1500, account_created_at=date(2023, 1, 1), renewal_date=date(2027, 9, 1))
-ENTERPRISE = CustomerFacts(tier="enterprise", mrr=20000, account_created_at=date(2022, 1, 1), renewal_date=date(2027, 9, 1))
+ENTERPRISE = CustomerFacts(
+    tier="enterprise", mrr=20000, account_created_at=date(2022, 1, 1), renewal_date=date(2027, 9, 1)
+)
 SMB = CustomerFacts(tier="smb", mrr=49, account_created_at=date(2023, 1, 1), renewal_date=date(2027, 9, 1))
 FREE = CustomerFacts(tier="free", mrr=0, account_created_at=date(2023, 1, 1))
 
@@ -32,7 +34,9 @@ def policy() -> Policy:
     return load_policy("policies/default.yaml")
 
 
-def converse(policy: Policy, turns: list[tuple[str, str]], facts: CustomerFacts = MID, now: datetime = NOW) -> list[Decision]:
+def converse(
+    policy: Policy, turns: list[tuple[str, str]], facts: CustomerFacts = MID, now: datetime = NOW
+) -> list[Decision]:
     """Run a conversation through the scorer and the engine; one decision per customer turn."""
     state = ConversationState(start=ConversationStart(conversation_id="t", customer_id="c"))
     context = CustomerContext(customer_id="c", facts=facts)
@@ -128,7 +132,8 @@ def test_repeated_question_fires_on_third_similar_asking(policy: Policy) -> None
 
 def test_different_questions_are_not_repeats(policy: Policy) -> None:
     decisions = converse(
-        policy, customer("How do I export reports?", "How do I invite a teammate?", "Where do I change my billing address?")
+        policy,
+        customer("How do I export reports?", "How do I invite a teammate?", "Where do I change my billing address?"),
     )
     assert all(d.action == "continue" for d in decisions)
 
@@ -213,8 +218,10 @@ def test_segments_classify(policy: Policy) -> None:
 
 def test_enterprise_escalates_sooner_and_smb_later(policy: Policy) -> None:
     texts = DISTINCT
-    index = {name: first_escalation(converse(policy, customer(*texts), facts)) for name, facts in
-             [("enterprise", ENTERPRISE), ("mid", MID), ("smb", SMB)]}
+    index = {
+        name: first_escalation(converse(policy, customer(*texts), facts))
+        for name, facts in [("enterprise", ENTERPRISE), ("mid", MID), ("smb", SMB)]
+    }
     assert index == {"enterprise": 5, "mid": 7, "smb": 10}
 
 
@@ -266,8 +273,15 @@ def test_after_escalation_messages_stay_with_humans(policy: Policy) -> None:
 def test_engine_is_pure(policy: Policy) -> None:
     state = ConversationState(
         start=ConversationStart(conversation_id="t", customer_id="c"),
-        transcript=[TranscriptEntry(message_id="m0", role="customer", text="hi", at=NOW,
-                                    signals=Signals(sentiment=0, frustration=0.9, intents=[], markers=["profanity"]))],
+        transcript=[
+            TranscriptEntry(
+                message_id="m0",
+                role="customer",
+                text="hi",
+                at=NOW,
+                signals=Signals(sentiment=0, frustration=0.9, intents=[], markers=["profanity"]),
+            )
+        ],
     )
     before = state.model_dump()
     context = CustomerContext(customer_id="c", facts=MID)

@@ -34,19 +34,28 @@ def test_every_bundled_policy_is_valid() -> None:
 
 
 def test_bad_threshold_names_line_and_field() -> None:
-    text = default_text().replace("when: {kind: repeated_question, threshold: 3", "when: {kind: repeated_question, threshold: 1")
+    text = default_text().replace(
+        "when: {kind: repeated_question, threshold: 3", "when: {kind: repeated_question, threshold: 1"
+    )
     [problem] = errors_for(text)
     assert problem.startswith(f"p.yaml:{line_of(text, 'threshold: 1')}: triggers[1].when.threshold:")
     assert "greater than or equal to 2" in problem
 
 
 def test_unknown_urgency_and_unknown_key() -> None:
-    text = default_text().replace("urgency: immediate\n    high_priority: true\n    description: The customer asks for a person",
-                                  "urgency: soon\n    high_priority: true\n    description: The customer asks for a person")
+    text = default_text().replace(
+        "urgency: immediate\n    high_priority: true\n    description: The customer asks for a person",
+        "urgency: soon\n    high_priority: true\n    description: The customer asks for a person",
+    )
     text = text.replace("  renewal_factor: 0.8", "  renewal_factr: 0.8")
     problems = errors_for(text)
-    assert any(p.startswith(f"p.yaml:{line_of(text, 'urgency: soon')}: triggers[0].urgency:") for p in problems), problems
-    assert any(p.startswith(f"p.yaml:{line_of(text, 'renewal_factr')}: lifecycle.renewal_factr: Extra inputs") for p in problems)
+    assert any(p.startswith(f"p.yaml:{line_of(text, 'urgency: soon')}: triggers[0].urgency:") for p in problems), (
+        problems
+    )
+    assert any(
+        p.startswith(f"p.yaml:{line_of(text, 'renewal_factr')}: lifecycle.renewal_factr: Extra inputs")
+        for p in problems
+    )
 
 
 def test_unknown_intent_and_condition_kind() -> None:
@@ -61,7 +70,10 @@ def test_unknown_intent_and_condition_kind() -> None:
 def test_missing_field_points_at_parent_and_duplicates_are_named() -> None:
     text = default_text().replace("  escalate_queued: >-", "  escalate_waiting: >-")
     problems = errors_for(text)
-    assert any(p.startswith(f"p.yaml:{line_of(text, 'templates:')}: templates.escalate_queued: Field required") for p in problems)
+    assert any(
+        p.startswith(f"p.yaml:{line_of(text, 'templates:')}: templates.escalate_queued: Field required")
+        for p in problems
+    )
     dup = default_text().replace("- id: bot_loop", "- id: repeated_question")
     assert any("duplicate id 'repeated_question'" in p for p in errors_for(dup))
 
@@ -79,11 +91,15 @@ def test_invalid_yaml_and_missing_file() -> None:
 
 
 def test_policy_check_cli(tmp_path: Path) -> None:
-    ok = subprocess.run([sys.executable, "-m", "baton.cli", "policy", "check", str(DEFAULT)], capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "baton.cli", "policy", "check", str(DEFAULT)], capture_output=True, text=True
+    )
     assert ok.returncode == 0 and "ok" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(default_text().replace("threshold: 8", "threshold: -8"))
-    result = subprocess.run([sys.executable, "-m", "baton.cli", "policy", "check", str(bad)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "baton.cli", "policy", "check", str(bad)], capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert f"{bad}:{line_of(bad.read_text(), 'threshold: -8')}: triggers[3].when.threshold" in result.stderr
 

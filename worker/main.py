@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 from baton.logging import configure_logging, get_logger
@@ -18,12 +19,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     worker = build_worker(client, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     async with worker:
-        log.info("worker_started", task_queue=settings.task_queue, address=settings.temporal_address, policy=settings.policy)
+        log.info(
+            "worker_started", task_queue=settings.task_queue, address=settings.temporal_address, policy=settings.policy
+        )
         await stop.wait()
         log.info("worker_stopping", grace_seconds=settings.worker_shutdown_seconds)
     log.info("worker_stopped")

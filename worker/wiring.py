@@ -9,9 +9,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.crm import CrmActivities, CrmAdapter, EmbeddedCrm
-from activities.policy import PolicyActivities
-from activities.signals import score_message
+from activities.crm import CrmAdapter, EmbeddedCrm
+from activities.policy import PolicyStore
+from activities.setup import SetupActivities
 from baton.settings import Settings
 from workflows.conversation import ConversationWorkflow
 
@@ -25,12 +25,13 @@ async def connect(settings: Settings) -> Client:
 
 
 def build_activities(settings: Settings, crm: CrmAdapter | None = None) -> list:
-    crm_activities = CrmActivities(crm or EmbeddedCrm(settings.crm_file))
-    policy_activities = PolicyActivities(settings.policy)
-    return [crm_activities.fetch_customer_context, policy_activities.load_policy, score_message]
+    setup = SetupActivities(crm or EmbeddedCrm(settings.crm_file), PolicyStore(settings.policy))
+    return [setup.prepare_conversation]
 
 
-def build_worker(client: Client, settings: Settings, *, crm: CrmAdapter | None = None, task_queue: str | None = None) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, *, crm: CrmAdapter | None = None, task_queue: str | None = None
+) -> Worker:
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

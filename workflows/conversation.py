@@ -15,36 +15,28 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.scoring import score
     from baton.messages import (
         CloseRequest,
         ContextInput,
         ConversationInput,
+        ConversationSetup,
         ConversationState,
         ConversationSummary,
-        CustomerContext,
         Decision,
         MessageIn,
         Phase,
-        PolicyRequest,
-        ScoreInput,
-        Signals,
+        SetupRequest,
         TranscriptEntry,
         message_problems,
     )
-    from activities.scoring import score
     from policies.engine import evaluate
     from policies.schema import Policy
     from workflows import search_attributes as sa
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
 LOCAL_TIMEOUT = timedelta(seconds=10)
-# Patch id: scoring inline instead of a local activity, and start-up loads side by side.
-INLINE_SCORING = "inline-scoring"
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
-
-
-async def _value(value: object) -> object:
-    return value
 
 
 @workflow.defn(name="ConversationWorkflow")
@@ -130,59 +122,24 @@ class ConversationWorkflow:
             self._state.closed_reason = request.reason
 
     async def _ensure_ready(self) -> None:
-        """Load the policy and the customer's context once; both are carried across continue-as-new.
-
-        The two run side by side so a conversation's first message waits for the slower, not the sum.
-        """
+        """Load the policy and the customer's context once; both are carried across continue-as-new."""
         if self._policy is not None and self._state.context is not None:
             return
         start = self._state.start
-        if not workflow.patched(INLINE_SCORING):
-            await self._ensure_ready_v1()
-            return
-        policy, context = await asyncio.gather(
-            self._load_policy() if self._policy is None else _value(self._policy),
-            workflow.execute_local_activity(
-                "fetch_customer_context",
-                ContextInput(customer_id=start.customer_id, backend_facts=start.customer),
-                result_type=CustomerContext,
-                start_to_close_timeout=LOCAL_TIMEOUT,
-                retry_policy=LOCAL_RETRY,
-                summary="Fetch CRM context",
-            )
-            if self._state.context is None
-            else _value(self._state.context),
-        )
-        self._policy = policy
-        self._state.policy_name = policy.name
-        self._state.context = context
-
-    async def _ensure_ready_v1(self) -> None:
-        # Histories recorded before INLINE_SCORING loaded these one after the other and published early.
-        if self._policy is None:
-            self._policy = await self._load_policy()
-            self._state.policy_name = self._policy.name
-        if self._state.context is None:
-            start = self._state.start
-            self._state.context = await workflow.execute_local_activity(
-                "fetch_customer_context",
-                ContextInput(customer_id=start.customer_id, backend_facts=start.customer),
-                result_type=CustomerContext,
-                start_to_close_timeout=LOCAL_TIMEOUT,
-                retry_policy=LOCAL_RETRY,
-                summary="Fetch CRM context",
-            )
-            self._publish()
-
-    async def _load_policy(self) -> Policy:
-        return await workflow.execute_local_activity(
-            "load_policy",
-            PolicyRequest(name=self._state.start.policy),
-            result_type=Policy,
+        setup = await workflow.execute_local_activity(
+            "prepare_conversation",
+            SetupRequest(
+                policy=start.policy,
+                context=ContextInput(customer_id=start.customer_id, backend_facts=start.customer),
+            ),
+            result_type=ConversationSetup,
             start_to_close_timeout=LOCAL_TIMEOUT,
             retry_policy=LOCAL_RETRY,
-            summary="Load the escalation policy",
+            summary="Load the policy and the customer's CRM context",
         )
+        self._policy = Policy.model_validate(setup.policy)
+        self._state.policy_name = self._policy.name
+        self._state.context = setup.context
 
     async def _process(self, message: MessageIn) -> Decision:
         state = self._state
@@ -197,24 +154,13 @@ class ConversationWorkflow:
                 phase=state.phase,
             )
         earlier = [m for m in state.transcript if m.role == "customer"][-SCORING_WINDOW:]
-        request = ScoreInput(
-            text=message.text,
-            previous_customer_texts=[m.text for m in earlier],
-            previous_frustration=[m.signals.frustration for m in earlier if m.signals],
+        # The rule-based scorer is pure and fast, so it runs here like the policy engine: as a local
+        # activity it cost a second workflow activation and an event per message (see bench/README.md).
+        entry.signals = score(
+            message.text,
+            [m.text for m in earlier],
+            [m.signals.frustration for m in earlier if m.signals],
         )
-        if workflow.patched(INLINE_SCORING):
-            # The rule-based scorer is pure and fast, so it runs here like the policy engine: a local
-            # activity per message cost a second workflow activation and an event (see bench/README.md).
-            entry.signals = score(request.text, request.previous_customer_texts, request.previous_frustration)
-        else:
-            entry.signals = await workflow.execute_local_activity(
-                "score_message",
-                request,
-                result_type=Signals,
-                start_to_close_timeout=LOCAL_TIMEOUT,
-                retry_policy=LOCAL_RETRY,
-                summary="Score sentiment and intent",
-            )
         state.transcript.append(entry)
         state.customer_messages += 1
         assert self._policy is not None

@@ -8,6 +8,7 @@ Keep the old files: each one proves that today's code still replays yesterday's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from pathlib import Path
 
@@ -42,15 +43,17 @@ async def record(path: Path) -> None:
         await search_attributes.register(env.client)
         settings = Settings(task_queue="record-history")
         start = ConversationStart(
-            conversation_id="history-1", customer_id="cus_recorded", channel="chat",
+            conversation_id="history-1",
+            customer_id="cus_recorded",
+            channel="chat",
             customer=CustomerFacts(tier="mid_market", mrr=1500),
         )
         async with build_worker(env.client, settings):
             for message_id, role, text in SCRIPT:
-                try:
-                    await send_message(env.client, settings.task_queue, start, MessageIn(message_id=message_id, role=role, text=text))
-                except WorkflowUpdateFailedError:
-                    pass  # the empty message is rejected on purpose
+                with contextlib.suppress(WorkflowUpdateFailedError):  # the empty message is rejected on purpose
+                    await send_message(
+                        env.client, settings.task_queue, start, MessageIn(message_id=message_id, role=role, text=text)
+                    )
             await close(env.client, start.conversation_id, reason="recorded")
             await handle(env.client, start.conversation_id).result()
             history = await handle(env.client, start.conversation_id).fetch_history()
