@@ -123,20 +123,18 @@ def evaluate(
             action="escalate",
             urgency=urgency,
             triggers=fired,
-            customer_text=policy.templates.already_escalated,
             signals=latest.signals,
             segment=stand.segment.id,
             phase=state.phase,
         )
     if not hits:
         return Decision(message_id=message_id, action="continue", signals=latest.signals, segment=stand.segment.id)
-    template = policy.templates.escalate_immediate if new_urgency == "immediate" else policy.templates.escalate_queued
+    # The customer-facing text needs the queue's wait estimate; the workflow adds it (policies/wording.py).
     return Decision(
         message_id=message_id,
         action="escalate",
         urgency=new_urgency,
         triggers=fired,
-        customer_text=template,
         signals=latest.signals,
         segment=stand.segment.id,
         phase=Phase.ESCALATED,

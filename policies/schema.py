@@ -8,6 +8,8 @@ templates. Everything here is validated on load so that a typo fails at
 
 from __future__ import annotations
 
+import string
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -107,6 +109,9 @@ class Trigger(_Strict):
         description="Still applies in segments that reserve escalation for high-priority scenarios",
     )
     scales: bool = Field(default=True, description="Segment and lifecycle factors scale its threshold")
+    customer_reason: str = Field(
+        default="so a person can help", description="Why the customer is being transferred, in their terms"
+    )
     when: Condition
 
 
@@ -130,10 +135,83 @@ class Lifecycle(_Strict):
     renewal_factor: float = Field(default=0.8, gt=0, le=5)
 
 
+TEMPLATE_FIELDS = {
+    "escalate_immediate": {"reason", "wait"},
+    "escalate_queued": {"reason", "wait"},
+    "waiting_status": {"position", "wait"},
+    "wait_update": {"position", "wait"},
+    "sla_breached": {"position", "wait"},
+    "agent_joined": {"agent"},
+    "async_escalation": {"reason", "reply_time"},
+    "handback": set(),
+}
+
+
 class Templates(_Strict):
+    """Customer-facing wording. Placeholders in braces; each template allows only its own."""
+
     escalate_immediate: str
     escalate_queued: str
-    already_escalated: str
+    waiting_status: str
+    wait_update: str
+    sla_breached: str
+    agent_joined: str
+    async_escalation: str
+    handback: str
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> Templates:
+        for name, allowed in TEMPLATE_FIELDS.items():
+            text = getattr(self, name)
+            try:
+                used = {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from err
+            unknown = used - allowed
+            if unknown:
+                allowed_text = ", ".join(sorted(allowed)) or "none"
+                raise ValueError(f"{name}: unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {allowed_text}")
+        return self
+
+    def render(self, name: str, **values: object) -> str:
+        return getattr(self, name).format(**{k: v for k, v in values.items() if k in TEMPLATE_FIELDS[name]})
+
+
+class LadderStep(_Strict):
+    """The dead-zone ladder for one urgency: all times from the moment the conversation is queued."""
+
+    update_every: timedelta = Field(description="Interval between wait-time updates to the customer")
+    sla: timedelta = Field(description="Pickup target; past it the priority is raised")
+    widen_after: timedelta = Field(description="Route to any available team")
+    page_after: timedelta = Field(description="Page on-call")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LadderStep:
+        if not timedelta(0) < self.update_every:
+            raise ValueError("update_every: must be positive")
+        if not (timedelta(0) < self.sla <= self.widen_after <= self.page_after):
+            raise ValueError("sla, widen_after, page_after: must be positive and in that order")
+        return self
+
+
+class Ladder(_Strict):
+    immediate: LadderStep
+    queued: LadderStep
+
+
+class NoteSettings(_Strict):
+    max_tokens: int = Field(default=700, ge=100, le=4000)
+    timeout: timedelta = Field(default=timedelta(seconds=20), description="Longest wait for the LLM note")
+
+
+class Handoff(_Strict):
+    ladder: Ladder
+    reply_time: dict[Urgency, timedelta] = Field(description="Promised reply time on asynchronous channels")
+    async_channels: list[str] = Field(default_factory=lambda: ["email", "ticket"])
+    note: NoteSettings = Field(default_factory=NoteSettings)
+    average_handle_time: timedelta = Field(
+        default=timedelta(minutes=6), description="Wait estimate per position when the queue has no history yet"
+    )
 
 
 class Limits(_Strict):
@@ -150,6 +228,7 @@ class Policy(_Strict):
     triggers: list[Trigger] = Field(min_length=1)
     default_segment: str = Field(description="Segment for customers with neither tier nor MRR known")
     templates: Templates
+    handoff: Handoff
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:

