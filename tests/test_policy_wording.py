@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,9 @@ def test_escalation_text_says_why_how_long_and_no_repeating() -> None:
 
 def test_unknown_placeholder_is_an_error_naming_the_template() -> None:
     text = (
-        open("policies/default.yaml").read().replace("expected wait: {wait}.\n  wait_update", "{eta}.\n  wait_update")
+        Path("policies/default.yaml")
+        .read_text()
+        .replace("expected wait: {wait}.\n  wait_update", "{eta}.\n  wait_update")
     )
     with pytest.raises(PolicyError) as caught:
         load_policy_text(text, "p.yaml")
