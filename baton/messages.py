@@ -201,3 +201,90 @@ def message_problems(message: MessageIn, max_chars: int = MAX_TEXT_CHARS) -> lis
     if not message.message_id.strip():
         problems.append("message_id: must not be blank")
     return problems
+
+
+# --- The handoff -------------------------------------------------------------
+
+
+class BugTicketDraft(_Model):
+    title: str
+    steps: list[str] = Field(default_factory=list)
+    expected: str = ""
+    actual: str = ""
+    environment: str = ""
+
+
+class HandoffNote(_Model):
+    """What an agent reads in 30 seconds before replying."""
+
+    summary: str
+    customer_wants: str
+    already_tried: list[str] = Field(default_factory=list)
+    sentiment_trajectory: str
+    account: str
+    triggers: list[str] = Field(default_factory=list, description="Each trigger that fired and why")
+    recommended_actions: list[str] = Field(default_factory=list)
+    suggested_first_reply: str
+    technical: bool = False
+    bug_ticket: BugTicketDraft | None = None
+    source: Literal["llm", "fallback"] = "fallback"
+    fallback_reason: str | None = None
+
+
+class NoteRequest(_Model):
+    conversation_id: str
+    channel: str
+    transcript: list[TranscriptEntry]
+    context: CustomerContext | None = None
+    triggers: list[TriggerHit] = Field(default_factory=list)
+    urgency: Urgency | None = None
+    segment: str | None = None
+    max_tokens: int = 700
+
+
+OutboundKind = Literal[
+    "escalation", "status", "wait_update", "sla_breached", "agent_joined", "agent", "handback", "async_escalation"
+]
+
+
+class OutboundMessage(_Model):
+    """A message to the customer, delivered through the chat backend's webhook."""
+
+    conversation_id: str
+    channel: str
+    message_id: str = Field(description="Stable per message: the webhook's idempotency key")
+    kind: OutboundKind
+    text: str
+    agent_id: str | None = None
+
+
+class DeliveryResult(_Model):
+    delivered: bool
+    status: int | None = None
+    detail: str = ""
+
+
+class HelpdeskTicket(_Model):
+    """The summary ticket for asynchronous channels (email, ticket)."""
+
+    idempotency_key: str
+    conversation_id: str
+    customer_id: str
+    channel: str
+    subject: str
+    priority: Literal["urgent", "high", "normal"]
+    urgency: Urgency
+    reply_within_seconds: int
+    note: HandoffNote
+    transcript: list[TranscriptEntry] = Field(default_factory=list)
+
+
+class PageRequest(_Model):
+    """Page on-call about a conversation; `dedup_key` ties a trigger to its later resolve."""
+
+    dedup_key: str
+    action: Literal["trigger", "resolve"] = "trigger"
+    summary: str
+    severity: Literal["critical", "error", "warning", "info"] = "error"
+    conversation_id: str
+    details: dict[str, str] = Field(default_factory=dict)

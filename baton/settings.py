@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     gateway_api_key: str | None = Field(default=None, description="When set, clients must send it as X-API-Key")
+
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; no LLM when unset")
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC key for outgoing webhooks")
+    delivery_webhook_url: str | None = Field(default=None, description="Chat backend endpoint for customer messages")
+    delivery_webhooks: dict[str, str] = Field(default_factory=dict, description="Per-channel overrides")
+    helpdesk_webhook_url: str | None = None
+    oncall_webhook_url: str | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
     log_format: Literal["console", "json"] = "json"
     log_level: str = "INFO"
