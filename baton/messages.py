@@ -16,7 +16,10 @@ MAX_TEXT_CHARS = 8000
 MAX_ID_CHARS = 200
 
 Role = Literal["customer", "bot", "agent"]
-Action = Literal["continue", "escalate"]
+# "baton" marks what Baton itself said to the customer (acknowledgements, wait updates).
+TranscriptRole = Literal["customer", "bot", "agent", "baton"]
+# "human": a person owns the conversation; the bot must not reply.
+Action = Literal["continue", "escalate", "human"]
 Urgency = Literal["immediate", "queued"]
 TriggerCategory = Literal["behavioral", "contextual", "sentiment"]
 
@@ -85,6 +88,7 @@ class MessageIn(_Model):
     role: str = Field(json_schema_extra={"enum": list(ROLES)})
     text: str
     sent_at: datetime | None = None
+    agent_id: str | None = Field(default=None, max_length=MAX_ID_CHARS, description="Required for agent messages")
 
 
 class Signals(_Model):
@@ -123,7 +127,7 @@ class CustomerContext(_Model):
 
 class TranscriptEntry(_Model):
     message_id: str
-    role: Role
+    role: TranscriptRole
     text: str
     at: datetime
     signals: Signals | None = None
@@ -158,10 +162,8 @@ class ConversationState(_Model):
     transcript: list[TranscriptEntry] = Field(default_factory=list)
     decisions: dict[str, Decision] = Field(default_factory=dict)
     customer_messages: int = 0
-    messages_since_resolution: int = 0
-    escalated_at_message: str | None = None
-    escalated_at: datetime | None = None
-    urgency: Urgency | None = None
+    escalation: Escalation | None = Field(default=None, description="The current (or last) escalation")
+    past_escalations: list[Escalation] = Field(default_factory=list, description="Earlier ones, ended by handback")
     triggers_fired: list[TriggerHit] = Field(default_factory=list)
     context: CustomerContext | None = None
     policy_name: str | None = None
@@ -288,3 +290,107 @@ class PageRequest(_Model):
     severity: Literal["critical", "error", "warning", "info"] = "error"
     conversation_id: str
     details: dict[str, str] = Field(default_factory=dict)
+
+
+# --- Queues and agents ---------------------------------------------------------
+
+
+class QueueEntry(_Model):
+    conversation_id: str
+    urgency: Urgency
+    segment_rank: int = Field(default=0, description="Position of the segment in the policy: 0 is served first")
+    boost: int = Field(default=0, description="Raised once the SLA is breached")
+    enqueued_at: datetime
+    default_handle_seconds: float = Field(default=360, gt=0)
+
+
+class QueueRemoval(_Model):
+    conversation_id: str
+    reason: Literal["picked_up", "moved", "closed"]
+    at: datetime
+
+
+class QueueStatus(_Model):
+    queue: str
+    position: int | None = Field(description="1 is next; None when not in this queue")
+    depth: int
+    estimated_wait_seconds: float
+
+
+class QueueState(_Model):
+    name: str
+    entries: list[QueueEntry] = Field(default_factory=list)
+    pickups: list[datetime] = Field(default_factory=list, description="Recent pickup times, for wait estimates")
+
+
+class QueueRequest(_Model):
+    queue: str
+    entry: QueueEntry
+
+
+class QueueRemovalRequest(_Model):
+    queue: str
+    removal: QueueRemoval
+
+
+class QueueStatusRequest(_Model):
+    queue: str
+    conversation_id: str
+    default_handle_seconds: float = 360
+
+
+class PickupRequest(_Model):
+    agent_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    agent_name: str | None = Field(default=None, max_length=100)
+
+
+class ResolveRequest(_Model):
+    agent_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    necessary: bool = Field(description="The agent's disposition: was the escalation needed?")
+    csat: int | None = Field(default=None, ge=1, le=5)
+    handback: bool = Field(default=False, description="Return the conversation to the bot")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Escalation(_Model):
+    """One escalation of a conversation, from the decision to its resolution."""
+
+    at: datetime
+    message_id: str
+    urgency: Urgency
+    triggers: list[TriggerHit] = Field(default_factory=list)
+    queue: str | None = None
+    async_channel: bool = False
+    updates_sent: int = 0
+    sla_breached: bool = False
+    widened: bool = False
+    paged: bool = False
+    ticket_posted: bool = False
+    agent_id: str | None = None
+    agent_name: str | None = None
+    picked_up_at: datetime | None = None
+    resolved_at: datetime | None = None
+    necessary: bool | None = None
+    csat: int | None = None
+    handback: bool = False
+    resolution_note: str | None = None
+    last_position: int | None = None
+    last_wait_seconds: float | None = None
+    note: HandoffNote | None = None
+    undelivered: list[str] = Field(default_factory=list, description="Message ids whose delivery failed for good")
+
+
+class PickupResult(_Model):
+    """What the agent receives on pickup: everything, so the customer never repeats themself."""
+
+    conversation_id: str
+    agent_id: str
+    waited_seconds: float
+    note: HandoffNote
+    transcript: list[TranscriptEntry]
+    context: CustomerContext | None = None
+    escalation: Escalation
+
+
+ConversationState.model_rebuild()
+ConversationInput.model_rebuild()

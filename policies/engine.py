@@ -117,7 +117,8 @@ def evaluate(
 
     if state.phase != Phase.BOT:
         # Already with the humans: keep escalating, and raise urgency when needed.
-        urgency = "immediate" if "immediate" in (state.urgency, new_urgency) else (state.urgency or "queued")
+        current = state.escalation.urgency if state.escalation else None
+        urgency = "immediate" if "immediate" in (current, new_urgency) else (current or "queued")
         return Decision(
             message_id=message_id,
             action="escalate",

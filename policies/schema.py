@@ -204,8 +204,18 @@ class NoteSettings(_Strict):
     timeout: timedelta = Field(default=timedelta(seconds=20), description="Longest wait for the LLM note")
 
 
+class Routing(_Strict):
+    """Which team queue an escalation waits in: the most urgent trigger's team, else the segment's, else the default."""
+
+    default_queue: str = "support"
+    general_queue: str = Field(default="support", description="Where a conversation goes when routing is widened")
+    trigger_queues: dict[str, str] = Field(default_factory=dict)
+    segment_queues: dict[str, str] = Field(default_factory=dict)
+
+
 class Handoff(_Strict):
     ladder: Ladder
+    routing: Routing = Field(default_factory=Routing)
     reply_time: dict[Urgency, timedelta] = Field(description="Promised reply time on asynchronous channels")
     async_channels: list[str] = Field(default_factory=lambda: ["email", "ticket"])
     note: NoteSettings = Field(default_factory=NoteSettings)
@@ -238,6 +248,13 @@ class Policy(_Strict):
                 if ident in seen:
                     raise ValueError(f"{kind}[{i}].id: duplicate id '{ident}'")
                 seen.add(ident)
+        trigger_ids, segment_ids = {t.id for t in self.triggers}, {s.id for s in self.segments}
+        for tid in self.handoff.routing.trigger_queues:
+            if tid not in trigger_ids:
+                raise ValueError(f"handoff.routing.trigger_queues: '{tid}' is not a trigger id")
+        for sid in self.handoff.routing.segment_queues:
+            if sid not in segment_ids:
+                raise ValueError(f"handoff.routing.segment_queues: '{sid}' is not a segment id")
         if self.default_segment not in {s.id for s in self.segments}:
             raise ValueError(f"default_segment: '{self.default_segment}' is not one of the segments' ids")
         return self

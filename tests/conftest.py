@@ -45,6 +45,26 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
+SUGGEST_CONTINUE_AS_NEW_AT = 40  # history events, on the dev server
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real dev server, in real time, with continue-as-new suggested early to exercise it."""
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=server_binary("temporal"),
+        search_attributes=list(search_attributes.ALL),
+        data_converter=pydantic_data_converter,
+        ui=False,
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AT}",
+        ],
+    )
+    async with environment:
+        yield environment
+
+
 @pytest.fixture
 def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"

@@ -13,6 +13,7 @@ from baton.messages import (
     CustomerContext,
     CustomerFacts,
     Decision,
+    Escalation,
     Phase,
     Signals,
     TranscriptEntry,
@@ -51,7 +52,8 @@ def converse(
             continue
         decision = evaluate(policy, state, context, now, f"m{i}")
         if decision.action == "escalate" and state.phase == Phase.BOT:
-            state.phase, state.urgency = Phase.ESCALATED, decision.urgency
+            state.phase = Phase.ESCALATED
+            state.escalation = Escalation(at=now, message_id=f"m{i}", urgency=decision.urgency)
         decisions.append(decision)
     return decisions
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.crm import CrmAdapter, EmbeddedCrm
+from activities.delivery import DeliveryActivities
+from activities.handoff import HandoffActivities
 from activities.policy import PolicyStore
+from activities.routing import RoutingActivities
 from activities.setup import SetupActivities
 from baton.settings import Settings
 from workflows.conversation import ConversationWorkflow
+from workflows.queue import QueueWorkflow
 
-WORKFLOWS = [ConversationWorkflow]
+WORKFLOWS = [ConversationWorkflow, QueueWorkflow]
 
 
 async def connect(settings: Settings) -> Client:
@@ -24,19 +29,34 @@ async def connect(settings: Settings) -> Client:
     )
 
 
-def build_activities(settings: Settings, crm: CrmAdapter | None = None) -> list:
+def build_activities(
+    client: Client, settings: Settings, task_queue: str, crm: CrmAdapter | None = None
+) -> list[Callable[..., Any]]:
     setup = SetupActivities(crm or EmbeddedCrm(settings.crm_file), PolicyStore(settings.policy))
-    return [setup.prepare_conversation]
+    routing = RoutingActivities(client, task_queue)
+    delivery = DeliveryActivities(settings)
+    handoff = HandoffActivities(settings)
+    return [
+        setup.prepare_conversation,
+        routing.enqueue_conversation,
+        routing.dequeue_conversation,
+        routing.raise_queue_priority,
+        routing.queue_status,
+        delivery.deliver_to_customer,
+        delivery.post_helpdesk_ticket,
+        delivery.page_on_call,
+        handoff.write_handoff_note,
+    ]
 
 
 def build_worker(
     client: Client, settings: Settings, *, crm: CrmAdapter | None = None, task_queue: str | None = None
 ) -> Worker:
+    queue = task_queue or settings.task_queue
     return Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
+        task_queue=queue,
         workflows=WORKFLOWS,
-        activities=build_activities(settings, crm),
-        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=8),
+        activities=build_activities(client, settings, queue, crm),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
     )

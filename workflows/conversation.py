@@ -3,18 +3,25 @@
 Each message arrives as the `add_message` update and is answered with a
 Decision. Messages are processed strictly in arrival order under a lock, and
 a message id seen before returns the decision it got the first time.
+
+After an escalation the main loop runs the dead-zone ladder (wait updates,
+SLA breach, wider routing, paging) as durable timers until an agent picks
+up; the handoff note is written in the background so that no decision waits
+on the LLM.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.note_fallback import fallback_note
     from activities.scoring import score
     from baton.messages import (
         CloseRequest,
@@ -24,20 +31,59 @@ with workflow.unsafe.imports_passed_through():
         ConversationState,
         ConversationSummary,
         Decision,
+        Escalation,
+        HandoffNote,
+        HelpdeskTicket,
         MessageIn,
+        NoteRequest,
+        OutboundKind,
+        OutboundMessage,
+        PageRequest,
         Phase,
+        PickupRequest,
+        PickupResult,
+        QueueEntry,
+        QueueRemoval,
+        QueueRemovalRequest,
+        QueueRequest,
+        QueueStatus,
+        QueueStatusRequest,
+        ResolveRequest,
         SetupRequest,
         TranscriptEntry,
         message_problems,
     )
     from policies.engine import evaluate
+    from policies.routing import choose_queue, segment_rank
     from policies.schema import Policy
-    from policies.wording import escalation_text, waiting_text
+    from policies.wording import async_escalation_text, escalation_text, waiting_text
     from workflows import search_attributes as sa
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
 LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
+# Side effects retry with backoff, but a customer message that cannot be delivered in
+# ten minutes is stale: it stays in the transcript and is listed as undelivered.
+EFFECT_TIMEOUT = timedelta(seconds=15)
+EFFECT_DEADLINE = timedelta(minutes=10)
+EFFECT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+# Routing answers are needed inside a decision: bounded tightly, with a fallback estimate.
+ROUTING_DEADLINE = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    due: datetime
+    kind: str  # wait_update | sla | widen | page
+
+    @property
+    def summary(self) -> str:
+        return {
+            "wait_update": "Next wait-time update to the customer",
+            "sla": "Pickup SLA",
+            "widen": "Widen routing to the general queue",
+            "page": "Page on-call",
+        }[self.kind]
 
 
 @workflow.defn(name="ConversationWorkflow")
@@ -48,18 +94,38 @@ class ConversationWorkflow:
         self._policy = Policy.model_validate(input.carried_policy) if input.carried_policy else None
         self._lock = asyncio.Lock()
         self._closing = False
+        self._plan_version = 0  # bumped whenever the ladder must be planned again
+        self._note_task: asyncio.Task[None] | None = None
         # Start with what the client set at start (or the previous run upserted), so only changes are upserted.
         current = workflow.info().typed_search_attributes
         self._published: dict[str, object] = {key.name: current.get(key) for key in sa.ALL}
+
+    # --- main loop -------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: ConversationInput) -> ConversationSummary:
         async with self._lock:
             await self._ensure_ready()
-        await workflow.wait_condition(
-            lambda: self._closing or workflow.info().is_continue_as_new_suggested(),
-        )
+        self._start_note_if_needed()
+        while not self._should_stop():
+            seen = self._plan_version
+            step = self._next_step()
+            if step is not None and step.due <= workflow.now():
+                await self._run_step(step)
+                continue
+            timeout = (step.due - workflow.now()) if step else None
+            try:
+                await workflow.wait_condition(
+                    lambda seen=seen: self._should_stop() or self._plan_version != seen,
+                    timeout=timeout,
+                    timeout_summary=step.summary if step else None,
+                )
+            except TimeoutError:
+                assert step is not None
+                await self._run_step(step)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._note_task is not None:
+            await self._note_task
         if not self._closing:
             self._state.runs += 1
             workflow.continue_as_new(
@@ -69,18 +135,18 @@ class ConversationWorkflow:
                     carried_policy=self._policy.model_dump(mode="json") if self._policy else None,
                 )
             )
+        await self._leave_queue("closed")
+        escalation = self._state.escalation
+        if escalation is not None and escalation.paged and escalation.agent_id is None:
+            await self._effect("page_on_call", self._page("resolve"), "Resolve the on-call page")
         self._state.phase = Phase.CLOSED
         self._publish()
-        s = self._state
-        return ConversationSummary(
-            conversation_id=s.start.conversation_id,
-            phase=s.phase,
-            escalated=s.escalated_at is not None,
-            urgency=s.urgency,
-            triggers=[t.id for t in s.triggers_fired],
-            customer_messages=s.customer_messages,
-            closed_reason=s.closed_reason,
-        )
+        return self._summary()
+
+    def _should_stop(self) -> bool:
+        return self._closing or workflow.info().is_continue_as_new_suggested()
+
+    # --- messages ----------------------------------------------------------------
 
     @workflow.update(name="add_message")
     async def add_message(self, message: MessageIn) -> Decision:
@@ -94,9 +160,16 @@ class ConversationWorkflow:
             assert self._policy is not None
             # The validator of a conversation's first message ran before the policy was loaded.
             problems = message_problems(message, self._policy.limits.max_message_chars)
+            problems += self._role_problems(message)
             if problems:
                 raise ApplicationError("; ".join(problems), type="InvalidMessage", non_retryable=True)
-            decision = await self._process(message)
+            if message.role == "customer":
+                decision = await self._on_customer(message)
+            elif message.role == "agent":
+                decision = await self._on_agent(message)
+            else:
+                self._record(message.message_id, "bot", message.text)
+                decision = Decision(message_id=message.message_id, action="continue", phase=self._state.phase)
             self._state.decisions[message.message_id] = decision
             self._publish()
             return decision
@@ -109,8 +182,411 @@ class ConversationWorkflow:
             raise ValueError("conversation: already closed")
         limit = self._policy.limits.max_message_chars if self._policy else None
         problems = message_problems(message, limit) if limit else message_problems(message)
+        problems += self._role_problems(message)
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _role_problems(self, message: MessageIn) -> list[str]:
+        phase = self._state.phase
+        escalation = self._state.escalation
+        if message.role == "bot" and phase in (Phase.ESCALATED, Phase.WITH_AGENT):
+            return [f"role: the bot may not reply while a human owns the conversation (phase {phase.value})"]
+        if message.role == "agent":
+            if phase != Phase.WITH_AGENT or escalation is None:
+                return [f"role: no agent has picked up this conversation (phase {phase.value})"]
+            if message.agent_id != escalation.agent_id:
+                return [f"agent_id: the conversation belongs to agent {escalation.agent_id}"]
+        return []
+
+    async def _on_customer(self, message: MessageIn) -> Decision:
+        state = self._state
+        assert self._policy is not None
+        if state.phase == Phase.RESOLVED:
+            self._archive_escalation()  # the customer wrote again: the bot takes it from here
+            state.phase = Phase.BOT
+        earlier = [m for m in state.transcript if m.role == "customer"][-SCORING_WINDOW:]
+        # The rule-based scorer is pure and fast, so it runs here like the policy engine: as a local
+        # activity it cost a second workflow activation and an event per message (see bench/README.md).
+        signals = score(message.text, [m.text for m in earlier], [m.signals.frustration for m in earlier if m.signals])
+        entry = self._record(message.message_id, "customer", message.text)
+        entry.signals = signals
+        state.customer_messages += 1
+        decision = evaluate(self._policy, state, state.context, workflow.now(), message.message_id)
+        known = {t.id for t in state.triggers_fired}
+        state.triggers_fired.extend(t for t in decision.triggers if t.id not in known)
+        if decision.action != "escalate":
+            return decision
+        if state.phase == Phase.BOT:
+            await self._escalate(decision)
+            return decision
+        # A person already owns the conversation: the bot stays silent.
+        escalation = state.escalation
+        assert escalation is not None
+        decision.action = "human"
+        if decision.urgency == "immediate" and escalation.urgency == "queued":
+            escalation.urgency = "immediate"
+            await self._join_queue(escalation)  # re-ranked in place, keeping its wait so far
+            self._plan_version += 1
+        decision.urgency = escalation.urgency
+        if state.phase == Phase.ESCALATED and not escalation.async_channel:
+            wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
+            decision.customer_text = waiting_text(self._policy, "waiting_status", escalation.last_position or 1, wait)
+        return decision
+
+    async def _on_agent(self, message: MessageIn) -> Decision:
+        self._record(message.message_id, "agent", message.text)
+        await self._deliver("agent", message.text, f"{message.message_id}", agent_id=message.agent_id)
+        return Decision(message_id=message.message_id, action="human", phase=self._state.phase)
+
+    # --- escalation ----------------------------------------------------------------
+
+    async def _escalate(self, decision: Decision) -> None:
+        state = self._state
+        assert self._policy is not None and decision.urgency is not None
+        channel = state.start.channel
+        escalation = Escalation(
+            at=workflow.now(),
+            message_id=decision.message_id,
+            urgency=decision.urgency,
+            triggers=decision.triggers,
+            queue=choose_queue(self._policy, decision.triggers, decision.segment),
+            async_channel=channel in self._policy.handoff.async_channels,
+        )
+        state.escalation = escalation
+        state.phase = Phase.ESCALATED
+        if escalation.async_channel:
+            text = async_escalation_text(self._policy, escalation.urgency, escalation.triggers)
+        else:
+            await self._join_queue(escalation)
+            wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
+            text = escalation_text(self._policy, escalation.urgency, escalation.triggers, wait)
+        decision.customer_text = text
+        decision.phase = Phase.ESCALATED
+        # The acknowledgement goes back in the decision, shown by the backend at once; recorded here too.
+        self._record(f"{decision.message_id}:ack", "baton", text)
+        self._plan_version += 1
+        self._start_note_if_needed()
+
+    def _default_wait(self) -> timedelta:
+        assert self._policy is not None
+        return self._policy.handoff.average_handle_time
+
+    async def _join_queue(self, escalation: Escalation) -> None:
+        assert self._policy is not None and escalation.queue is not None
+        last = self._state.decisions.get(escalation.message_id)
+        segment = last.segment if last else None
+        entry = QueueEntry(
+            conversation_id=self._state.start.conversation_id,
+            urgency=escalation.urgency,
+            segment_rank=segment_rank(self._policy, segment or self._segment()),
+            boost=1 if escalation.sla_breached else 0,
+            enqueued_at=escalation.at,
+            default_handle_seconds=self._default_wait().total_seconds(),
+        )
+        try:
+            status = await workflow.execute_activity(
+                "enqueue_conversation",
+                QueueRequest(queue=escalation.queue, entry=entry),
+                result_type=QueueStatus,
+                start_to_close_timeout=ROUTING_DEADLINE,
+                schedule_to_close_timeout=ROUTING_DEADLINE * 2,
+                summary=f"Queue for a human in '{escalation.queue}'",
+            )
+        except ActivityError as err:
+            # The decision must not wait on routing; the ladder's next step enqueues again.
+            workflow.logger.warning("enqueue failed; using the policy's wait estimate", extra={"error": str(err)})
+            return
+        self._remember(status)
+
+    def _remember(self, status: QueueStatus) -> None:
+        escalation = self._state.escalation
+        if escalation is not None and status.position is not None:
+            escalation.last_position = status.position
+            escalation.last_wait_seconds = status.estimated_wait_seconds
+
+    async def _leave_queue(self, reason: str) -> None:
+        escalation = self._state.escalation
+        if escalation is None or escalation.queue is None or escalation.async_channel:
+            return
+        if self._state.phase != Phase.ESCALATED:
+            return
+        removal = QueueRemoval(conversation_id=self._state.start.conversation_id, reason=reason, at=workflow.now())
+        await self._effect(
+            "dequeue_conversation", QueueRemovalRequest(queue=escalation.queue, removal=removal), "Leave the queue"
+        )
+
+    def _segment(self) -> str | None:
+        return next((d.segment for d in reversed(self._state.decisions.values()) if d.segment), None)
+
+    # --- the dead-zone ladder ---------------------------------------------------------
+
+    def _next_step(self) -> LadderStep | None:
+        escalation = self._state.escalation
+        if self._state.phase != Phase.ESCALATED or escalation is None or escalation.async_channel:
+            return None
+        assert self._policy is not None
+        ladder = getattr(self._policy.handoff.ladder, escalation.urgency)
+        t0 = escalation.at
+        steps = [LadderStep(t0 + (escalation.updates_sent + 1) * ladder.update_every, "wait_update")]
+        if not escalation.sla_breached:
+            steps.append(LadderStep(t0 + ladder.sla, "sla"))
+        if not escalation.widened:
+            steps.append(LadderStep(t0 + ladder.widen_after, "widen"))
+        if not escalation.paged:
+            steps.append(LadderStep(t0 + ladder.page_after, "page"))
+        return min(steps, key=lambda s: (s.due, s.kind != "wait_update"))
+
+    async def _run_step(self, step: LadderStep) -> None:
+        escalation = self._state.escalation
+        assert escalation is not None and self._policy is not None
+        cid = self._state.start.conversation_id
+        request = QueueStatusRequest(
+            queue=escalation.queue or self._policy.handoff.routing.default_queue,
+            conversation_id=cid,
+            default_handle_seconds=self._default_wait().total_seconds(),
+        )
+        if step.kind == "wait_update":
+            number = escalation.updates_sent + 1
+            status = await self._effect("queue_status", request, "Read the queue position", QueueStatus)
+            if status is not None and status.position is None:
+                await self._join_queue(escalation)  # lost from the queue (it failed earlier): back in, same place
+            elif status is not None:
+                self._remember(status)
+            escalation.updates_sent = number
+            if self._state.phase == Phase.ESCALATED:
+                wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
+                text = waiting_text(self._policy, "wait_update", escalation.last_position or 1, wait)
+                await self._say("wait_update", text, f"{cid}:wait-update:{escalation.message_id}:{number}")
+        elif step.kind == "sla":
+            status = await self._effect("raise_queue_priority", request, "Raise the queue priority", QueueStatus)
+            if status is not None:
+                self._remember(status)
+            escalation.sla_breached = True
+            if self._state.phase == Phase.ESCALATED:
+                wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
+                text = waiting_text(self._policy, "sla_breached", escalation.last_position or 1, wait)
+                await self._say("sla_breached", text, f"{cid}:sla-breached:{escalation.message_id}")
+        elif step.kind == "widen":
+            general = self._policy.handoff.routing.general_queue
+            if escalation.queue != general:
+                await self._leave_queue("moved")
+                escalation.queue = general
+                await self._join_queue(escalation)
+            escalation.widened = True
+        elif step.kind == "page":
+            await self._effect("page_on_call", self._page("trigger"), "Page on-call")
+            escalation.paged = True
+        self._publish()
+
+    def _page(self, action: str) -> PageRequest:
+        escalation = self._state.escalation
+        assert escalation is not None
+        cid = self._state.start.conversation_id
+        waited = workflow.now() - escalation.at
+        return PageRequest(
+            dedup_key=f"baton-conversation-{cid}",
+            action=action,
+            summary=f"Conversation {cid} ({escalation.urgency}) has waited {int(waited.total_seconds() // 60)} min "
+            f"for a human in queue {escalation.queue}",
+            severity="critical" if escalation.urgency == "immediate" else "error",
+            conversation_id=cid,
+            details={"queue": escalation.queue or "", "triggers": ",".join(t.id for t in escalation.triggers)},
+        )
+
+    # --- the handoff note ------------------------------------------------------------
+
+    def _start_note_if_needed(self) -> None:
+        escalation = self._state.escalation
+        if escalation is None or escalation.note is not None or self._note_task is not None:
+            return
+        if self._state.phase not in (Phase.ESCALATED, Phase.WITH_AGENT):
+            return
+        self._note_task = asyncio.create_task(self._write_note(escalation))
+
+    def _note_request(self, escalation: Escalation) -> NoteRequest:
+        assert self._policy is not None
+        return NoteRequest(
+            conversation_id=self._state.start.conversation_id,
+            channel=self._state.start.channel,
+            transcript=self._state.transcript,
+            context=self._state.context,
+            triggers=escalation.triggers,
+            urgency=escalation.urgency,
+            segment=self._segment(),
+            max_tokens=self._policy.handoff.note.max_tokens,
+        )
+
+    async def _write_note(self, escalation: Escalation) -> None:
+        assert self._policy is not None
+        request = self._note_request(escalation)
+        timeout = self._policy.handoff.note.timeout
+        try:
+            note = await workflow.execute_activity(
+                "write_handoff_note",
+                request,
+                result_type=HandoffNote,
+                start_to_close_timeout=timeout,
+                schedule_to_close_timeout=timeout * 3 + timedelta(seconds=10),
+                retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=3),
+                summary="Write the handoff note",
+            )
+        except ActivityError as err:
+            note = fallback_note(request, f"the note could not be written: {err.cause or err}")
+        if escalation.note is None:
+            escalation.note = note
+        self._note_task = None
+        if escalation.async_channel and not escalation.ticket_posted:
+            await self._post_ticket(escalation)
+
+    async def _note_for_agent(self, escalation: Escalation) -> HandoffNote:
+        """The LLM note if it is ready within the policy's bound, else the deterministic one."""
+        assert self._policy is not None
+        if escalation.note is None:
+            try:
+                await workflow.wait_condition(
+                    lambda: escalation.note is not None,
+                    timeout=self._policy.handoff.note.timeout,
+                    timeout_summary="Wait for the handoff note",
+                )
+            except TimeoutError:
+                escalation.note = fallback_note(self._note_request(escalation), "the LLM note was not ready in time")
+        assert escalation.note is not None
+        return escalation.note
+
+    async def _post_ticket(self, escalation: Escalation) -> None:
+        assert self._policy is not None and escalation.note is not None
+        state = self._state
+        segment = self._segment()
+        priority = "urgent" if escalation.urgency == "immediate" else "high" if segment == "enterprise" else "normal"
+        ticket = HelpdeskTicket(
+            idempotency_key=f"{state.start.conversation_id}:ticket:{escalation.message_id}",
+            conversation_id=state.start.conversation_id,
+            customer_id=state.start.customer_id,
+            channel=state.start.channel,
+            subject=escalation.note.summary[:150],
+            priority=priority,
+            urgency=escalation.urgency,
+            reply_within_seconds=int(self._policy.handoff.reply_time[escalation.urgency].total_seconds()),
+            note=escalation.note,
+            transcript=state.transcript,
+        )
+        result = await self._effect("post_helpdesk_ticket", ticket, "Post the summary ticket to the helpdesk")
+        escalation.ticket_posted = result is not None
+
+    # --- agents --------------------------------------------------------------------------
+
+    @workflow.update(name="pickup")
+    async def pickup(self, request: PickupRequest) -> PickupResult:
+        escalation, first = self._claim(request)
+        if first:
+            await self._after_claim(escalation)
+        note = await self._note_for_agent(escalation)
+        waited = (escalation.picked_up_at or workflow.now()) - escalation.at
+        return PickupResult(
+            conversation_id=self._state.start.conversation_id,
+            agent_id=request.agent_id,
+            waited_seconds=waited.total_seconds(),
+            note=note,
+            transcript=self._state.transcript,
+            context=self._state.context,
+            escalation=escalation,
+        )
+
+    @pickup.validator
+    def _validate_pickup(self, request: PickupRequest) -> None:
+        problem = self._pickup_problem(request)
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.signal(name="pickup_signal")
+    async def pickup_signal(self, request: PickupRequest) -> None:
+        """For backends that can only signal: same rules, and a refused pickup is logged, not applied."""
+        problem = self._pickup_problem(request)
+        if problem:
+            workflow.logger.warning("pickup refused", extra={"agent_id": request.agent_id, "reason": problem})
+            return
+        escalation, first = self._claim(request)
+        if first:
+            await self._after_claim(escalation)
+
+    def _pickup_problem(self, request: PickupRequest) -> str | None:
+        escalation = self._state.escalation
+        if self._closing:
+            return "conversation: already closed"
+        if self._state.phase == Phase.WITH_AGENT and escalation and escalation.agent_id == request.agent_id:
+            return None  # the same agent again: a retry, answered with the same handoff
+        if self._state.phase == Phase.WITH_AGENT and escalation:
+            return f"agent_id: the conversation already belongs to agent {escalation.agent_id}"
+        if self._state.phase != Phase.ESCALATED or escalation is None:
+            return f"phase: the conversation is not waiting for a human (phase {self._state.phase.value})"
+        return None
+
+    def _claim(self, request: PickupRequest) -> tuple[Escalation, bool]:
+        """Take ownership; True for the first claim. Synchronous: a second pickup's validator sees the owner."""
+        escalation = self._state.escalation
+        assert escalation is not None
+        if escalation.agent_id is not None:
+            return escalation, False
+        escalation.agent_id = request.agent_id
+        escalation.agent_name = request.agent_name
+        escalation.picked_up_at = workflow.now()
+        self._state.phase = Phase.WITH_AGENT
+        self._plan_version += 1
+        self._publish()
+        return escalation, True
+
+    async def _after_claim(self, escalation: Escalation) -> None:
+        assert self._policy is not None
+        cid = self._state.start.conversation_id
+        if escalation.queue and not escalation.async_channel:
+            removal = QueueRemoval(
+                conversation_id=cid, reason="picked_up", at=escalation.picked_up_at or workflow.now()
+            )
+            await self._effect(
+                "dequeue_conversation", QueueRemovalRequest(queue=escalation.queue, removal=removal), "Leave the queue"
+            )
+        if escalation.paged:
+            await self._effect("page_on_call", self._page("resolve"), "Resolve the on-call page")
+        agent = escalation.agent_name or "A member of our team"
+        text = self._policy.templates.render("agent_joined", agent=agent)
+        await self._say("agent_joined", text, f"{cid}:agent-joined:{escalation.message_id}")
+
+    @workflow.update(name="resolve")
+    async def resolve(self, request: ResolveRequest) -> ConversationState:
+        escalation = self._state.escalation
+        assert escalation is not None and self._policy is not None
+        escalation.resolved_at = workflow.now()
+        escalation.necessary = request.necessary
+        escalation.csat = request.csat
+        escalation.handback = request.handback
+        escalation.resolution_note = request.note
+        if request.handback:
+            self._archive_escalation()
+            self._state.phase = Phase.BOT
+            cid = self._state.start.conversation_id
+            await self._say("handback", self._policy.templates.handback, f"{cid}:handback:{escalation.message_id}")
+        else:
+            self._state.phase = Phase.RESOLVED
+        self._plan_version += 1
+        self._publish()
+        return self._state
+
+    @resolve.validator
+    def _validate_resolve(self, request: ResolveRequest) -> None:
+        escalation = self._state.escalation
+        if self._state.phase != Phase.WITH_AGENT or escalation is None:
+            raise ValueError(
+                f"phase: only a conversation with an agent can be resolved (phase {self._state.phase.value})"
+            )
+        if escalation.agent_id != request.agent_id:
+            raise ValueError(f"agent_id: the conversation belongs to agent {escalation.agent_id}")
+
+    def _archive_escalation(self) -> None:
+        if self._state.escalation is not None:
+            self._state.past_escalations.append(self._state.escalation)
+            self._state.escalation = None
+
+    # --- queries and signals --------------------------------------------------------------
 
     @workflow.query(name="state")
     def state(self) -> ConversationState:
@@ -121,6 +597,8 @@ class ConversationWorkflow:
         if not self._closing:
             self._closing = True
             self._state.closed_reason = request.reason
+
+    # --- plumbing -------------------------------------------------------------------------
 
     async def _ensure_ready(self) -> None:
         """Load the policy and the customer's context once; both are carried across continue-as-new."""
@@ -142,61 +620,78 @@ class ConversationWorkflow:
         self._state.policy_name = self._policy.name
         self._state.context = setup.context
 
-    async def _process(self, message: MessageIn) -> Decision:
-        state = self._state
-        now = workflow.now()
-        entry = TranscriptEntry(message_id=message.message_id, role=message.role, text=message.text, at=now)
-        if message.role != "customer":
-            state.transcript.append(entry)
-            return Decision(
-                message_id=message.message_id,
-                action="continue" if state.phase == Phase.BOT else "escalate",
-                urgency=state.urgency,
-                phase=state.phase,
-            )
-        earlier = [m for m in state.transcript if m.role == "customer"][-SCORING_WINDOW:]
-        # The rule-based scorer is pure and fast, so it runs here like the policy engine: as a local
-        # activity it cost a second workflow activation and an event per message (see bench/README.md).
-        entry.signals = score(
-            message.text,
-            [m.text for m in earlier],
-            [m.signals.frustration for m in earlier if m.signals],
+    def _record(self, message_id: str, role: str, text: str) -> TranscriptEntry:
+        entry = TranscriptEntry(message_id=message_id, role=role, text=text, at=workflow.now())
+        self._state.transcript.append(entry)
+        return entry
+
+    async def _say(self, kind: OutboundKind, text: str, message_id: str) -> None:
+        """Tell the customer something ourselves: recorded, then delivered through the backend's webhook."""
+        self._record(message_id, "baton", text)
+        await self._deliver(kind, text, message_id)
+
+    async def _deliver(self, kind: OutboundKind, text: str, message_id: str, agent_id: str | None = None) -> None:
+        outbound = OutboundMessage(
+            conversation_id=self._state.start.conversation_id,
+            channel=self._state.start.channel,
+            message_id=message_id,
+            kind=kind,
+            text=text,
+            agent_id=agent_id,
         )
-        state.transcript.append(entry)
-        state.customer_messages += 1
-        assert self._policy is not None
-        decision = evaluate(self._policy, state, state.context, now, message.message_id)
-        if decision.action == "escalate":
-            wait = self._policy.handoff.average_handle_time
-            if state.phase == Phase.BOT:
-                state.phase = Phase.ESCALATED
-                state.escalated_at = now
-                state.escalated_at_message = message.message_id
-                decision.customer_text = escalation_text(self._policy, decision.urgency, decision.triggers, wait)
-            else:
-                decision.customer_text = waiting_text(self._policy, "waiting_status", 1, wait)
-            state.urgency = decision.urgency
-            known = {t.id for t in state.triggers_fired}
-            state.triggers_fired.extend(t for t in decision.triggers if t.id not in known)
-        decision.phase = state.phase
-        return decision
+        if await self._effect("deliver_to_customer", outbound, f"Deliver a {kind} message to the customer") is None:
+            escalation = self._state.escalation
+            if escalation is not None:
+                escalation.undelivered.append(message_id)
+
+    async def _effect(self, activity: str, arg: object, summary: str, result_type: type | None = None) -> object:
+        """Run a side effect; a failure is logged and reported as None, never fatal to the conversation."""
+        try:
+            return await workflow.execute_activity(
+                activity,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=EFFECT_TIMEOUT,
+                schedule_to_close_timeout=EFFECT_DEADLINE,
+                retry_policy=EFFECT_RETRY,
+                summary=summary,
+            )
+        except ActivityError as err:
+            workflow.logger.warning(f"{activity} failed", extra={"error": str(err.cause or err)})
+            return None
+
+    def _summary(self) -> ConversationSummary:
+        s = self._state
+        escalations = [*s.past_escalations, *([s.escalation] if s.escalation else [])]
+        last = escalations[-1] if escalations else None
+        return ConversationSummary(
+            conversation_id=s.start.conversation_id,
+            phase=s.phase,
+            escalated=bool(escalations),
+            urgency=last.urgency if last else None,
+            triggers=[t.id for t in s.triggers_fired],
+            customer_messages=s.customer_messages,
+            closed_reason=s.closed_reason,
+        )
 
     def _publish(self) -> None:
         """Search attributes and current details, upserted only when they change."""
         s = self._state
         facts = s.context.facts if s.context else None
-        last = next((d for d in reversed(list(s.decisions.values())) if d.segment), None)
+        escalation = s.escalation
         values: dict[str, object] = {
             sa.PHASE.name: s.phase.value,
-            sa.URGENCY.name: s.urgency,
+            sa.URGENCY.name: escalation.urgency if escalation else None,
             sa.TIER.name: facts.tier if facts else None,
-            sa.SEGMENT.name: last.segment if last else None,
+            sa.SEGMENT.name: self._segment(),
             sa.TRIGGERS.name: [t.id for t in s.triggers_fired] or None,
+            sa.AGENT.name: escalation.agent_id if escalation else None,
+            sa.QUEUE.name: escalation.queue if escalation else None,
         }
         updates = []
         for key in sa.ALL:
             value = values[key.name]
-            if self._published.get(key.name, None) != value:
+            if self._published.get(key.name) != value:
                 updates.append(key.value_set(value) if value is not None else key.value_unset())
                 self._published[key.name] = value
         if updates:
@@ -206,12 +701,26 @@ class ConversationWorkflow:
     def _details(self) -> str:
         s = self._state
         facts = s.context.facts if s.context else None
-        who = f"{facts.tier or 'unknown tier'}" + (f", MRR {facts.mrr:g}" if facts and facts.mrr is not None else "")
+        who = f"{facts.tier or 'unknown tier'}" if facts else "unknown tier"
+        if facts and facts.mrr is not None:
+            who += f", MRR {facts.mrr:g}"
         lines = [f"**Phase:** {s.phase.value} · **customer messages:** {s.customer_messages} · **account:** {who}"]
-        if s.escalated_at is not None:
-            fired = ", ".join(f"`{t.id}` ({t.detail})" for t in s.triggers_fired)
-            lines.append(f"**Escalated** {s.urgency} at {s.escalated_at:%Y-%m-%d %H:%M:%S} UTC: {fired}")
-        else:
+        e = s.escalation
+        if e is not None:
+            fired = ", ".join(f"`{t.id}` ({t.detail})" for t in e.triggers)
+            lines.append(f"**Escalated** {e.urgency} at {e.at:%Y-%m-%d %H:%M:%S} UTC to queue `{e.queue}`: {fired}")
+            if e.agent_id is not None and e.picked_up_at is not None:
+                waited = int((e.picked_up_at - e.at).total_seconds())
+                lines.append(f"**Owner:** agent `{e.agent_id}`, picked up after {waited // 60} min {waited % 60} s.")
+            else:
+                flags = [
+                    n for n, on in (("SLA breached", e.sla_breached), ("widened", e.widened), ("paged", e.paged)) if on
+                ]
+                lines.append(
+                    f"**Waiting** since {e.at:%H:%M:%S} UTC; position {e.last_position or '?'}; "
+                    f"{e.updates_sent} wait updates sent" + (f"; {', '.join(flags)}" if flags else "")
+                )
+        elif s.phase == Phase.BOT:
             lines.append("The bot is handling the conversation; no trigger has fired.")
         if s.runs > 1:
             lines.append(f"Run {s.runs} (continued as new to keep history small).")

@@ -14,8 +14,10 @@ URGENCY = SearchAttributeKey.for_keyword("BatonUrgency")
 TIER = SearchAttributeKey.for_keyword("BatonTier")
 SEGMENT = SearchAttributeKey.for_keyword("BatonSegment")
 TRIGGERS = SearchAttributeKey.for_keyword_list("BatonTriggers")
+AGENT = SearchAttributeKey.for_keyword("BatonAgent")
+QUEUE = SearchAttributeKey.for_keyword("BatonQueue")
 
-ALL = (PHASE, URGENCY, TIER, SEGMENT, TRIGGERS)
+ALL = (PHASE, URGENCY, TIER, SEGMENT, TRIGGERS, AGENT, QUEUE)
 
 
 def cli_flags() -> list[str]:

@@ -1,0 +1,217 @@
+"""Outgoing webhooks: messages for the customer, helpdesk tickets, on-call pages.
+
+Each activity POSTs one signed JSON body. The Idempotency-Key is the same on
+every attempt, so a receiver that dedupes on it shows a retried message once.
+Temporal's retry policy owns retries: a transient failure (timeout, connection
+error, 408, 429, 5xx) raises a retryable error; a rejection (any other 4xx, an
+unfollowed redirect) raises a non-retryable ``WebhookRejected``. The wire
+contract is in docs/webhooks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from baton import webhooks
+from baton.logging import get_logger
+from baton.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
+from baton.settings import Settings
+
+log = get_logger(__name__)
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+MAX_RETRY_AFTER_SECONDS = 300
+REASON_CHARS = 200
+USER_AGENT = "Baton-Webhooks/1"
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] only: webhook paths and queries often embed tokens, so they stay out of logs and errors."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+
+
+def retry_after(response: httpx.Response) -> timedelta | None:
+    """The receiver's Retry-After in seconds (capped), when it sent one as a number."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value.isdigit():
+        return None
+    return timedelta(seconds=min(int(value), MAX_RETRY_AFTER_SECONDS))
+
+
+def short_reason(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    reason = response.reason_phrase or ""
+    return f"{reason}: {text[:REASON_CHARS]}" if text else reason
+
+
+class DeliveryActivities:
+    """The webhook activities; one shared HTTP client, created on first use unless given."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
+        self._settings = settings
+        self._http = http
+        self._owns_http = http is None
+        self._warned_unsigned = False
+
+    @activity.defn(name="deliver_to_customer")
+    async def deliver_to_customer(self, message: OutboundMessage) -> DeliveryResult:
+        url = self._settings.delivery_webhooks.get(message.channel) or self._settings.delivery_webhook_url
+        if not url:
+            return self._not_configured(
+                f"no delivery webhook configured for channel {message.channel}",
+                webhooks.EVENT_CUSTOMER_MESSAGE,
+                message.message_id,
+                message.conversation_id,
+            )
+        return await self._post(
+            url,
+            webhooks.EVENT_CUSTOMER_MESSAGE,
+            message.message_id,
+            message.model_dump(mode="json"),
+            conversation_id=message.conversation_id,
+            kind=message.kind,
+            channel=message.channel,
+        )
+
+    @activity.defn(name="post_helpdesk_ticket")
+    async def post_helpdesk_ticket(self, ticket: HelpdeskTicket) -> DeliveryResult:
+        url = self._settings.helpdesk_webhook_url
+        if not url:
+            return self._not_configured(
+                "no helpdesk webhook configured",
+                webhooks.EVENT_HELPDESK_TICKET,
+                ticket.idempotency_key,
+                ticket.conversation_id,
+            )
+        return await self._post(
+            url,
+            webhooks.EVENT_HELPDESK_TICKET,
+            ticket.idempotency_key,
+            ticket.model_dump(mode="json"),
+            conversation_id=ticket.conversation_id,
+            priority=ticket.priority,
+            channel=ticket.channel,
+        )
+
+    @activity.defn(name="page_on_call")
+    async def page_on_call(self, page: PageRequest) -> DeliveryResult:
+        key = f"{page.dedup_key}:{page.action}"
+        url = self._settings.oncall_webhook_url
+        if not url:
+            return self._not_configured("no on-call webhook configured", webhooks.EVENT_PAGE, key, page.conversation_id)
+        return await self._post(
+            url,
+            webhooks.EVENT_PAGE,
+            key,
+            page.model_dump(mode="json"),
+            conversation_id=page.conversation_id,
+            action=page.action,
+            severity=page.severity,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # --- the one place that talks HTTP ------------------------------------------------------------
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=self._settings.webhook_timeout_seconds,
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+            )
+        return self._http
+
+    def _secret(self) -> bytes | None:
+        secret = self._settings.webhook_secret
+        if secret is not None and secret.get_secret_value():
+            return secret.get_secret_value().encode("utf-8")
+        if not self._warned_unsigned:
+            self._warned_unsigned = True
+            log.warning(
+                "webhook_unsigned", reason="BATON_WEBHOOK_SECRET is not set; receivers cannot verify Baton's webhooks"
+            )
+        return None
+
+    def _not_configured(self, detail: str, event: str, key: str, conversation_id: str) -> DeliveryResult:
+        log.info(
+            "webhook_skipped",
+            conversation_id=conversation_id,
+            webhook_event=event,
+            idempotency_key=key,
+            reason=detail,
+            **_attempt(),
+        )
+        return DeliveryResult(delivered=False, detail=detail)
+
+    async def _post(self, url: str, event: str, key: str, payload: dict[str, Any], **ids: str) -> DeliveryResult:
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        # The timestamp and signature are fresh on each attempt; the body and the key are not.
+        headers = webhooks.headers(event, key, int(time.time()), body, self._secret())
+        fields = {"webhook_event": event, "idempotency_key": key, "target": origin(url), **ids, **_attempt()}
+        started = time.monotonic()
+        try:
+            response = await self._client().post(url, content=body, headers=headers)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            log.error("webhook_misconfigured", error=type(exc).__name__, **fields)
+            raise ApplicationError(
+                f"{event} webhook URL is not usable ({type(exc).__name__})",
+                {"event": event},
+                type="WebhookMisconfigured",
+                non_retryable=True,
+            ) from None
+        except httpx.TransportError as exc:
+            log.warning("webhook_unreachable", error=type(exc).__name__, reason=str(exc)[:REASON_CHARS], **fields)
+            raise ApplicationError(
+                f"{event} webhook at {origin(url)} unreachable: {type(exc).__name__}",
+                {"event": event},
+                type="WebhookUnreachable",
+            ) from None
+
+        status = response.status_code
+        fields |= {"status": status, "duration_ms": round((time.monotonic() - started) * 1000)}
+        if 200 <= status < 300:
+            log.info("webhook_delivered", **fields)
+            return DeliveryResult(delivered=True, status=status)
+
+        details = {"event": event, "status": status, "reason": short_reason(response)}
+        if status in RETRYABLE_STATUSES or status >= 500:
+            log.warning("webhook_unavailable", **fields)
+            raise ApplicationError(
+                f"{event} webhook answered {status} (retryable)",
+                details,
+                type="WebhookUnavailable",
+                next_retry_delay=retry_after(response),
+            )
+        log.error("webhook_rejected", **fields)
+        hint = " (check BATON_WEBHOOK_SECRET on both sides)" if status in (401, 403) else ""
+        raise ApplicationError(
+            f"{event} webhook rejected with {status} {details['reason']}{hint}",
+            details,
+            type="WebhookRejected",
+            non_retryable=True,
+        )
+
+
+def _attempt() -> dict[str, Any]:
+    if not activity.in_activity():
+        return {}
+    info = activity.info()
+    return {"attempt": info.attempt, "workflow_id": info.workflow_id}
