@@ -277,7 +277,11 @@ class HandoffActivities:
             response_format=response_format(),  # type: ignore[arg-type]
             timeout=self._timeout(),
         )
-        return _parse(completion)
+        # Facts come from Baton, not from the model: a customer's claim ("I'm enterprise") written
+        # into the transcript must never reach the agent dressed as CRM data or as a trigger.
+        return _parse(completion).model_copy(
+            update={"account": account_line(request), "triggers": trigger_lines(request.triggers)}
+        )
 
     @activity.defn(name="write_handoff_note")
     async def write_handoff_note(self, request: NoteRequest) -> HandoffNote:

@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.handoff import FAILURE_TYPE, SYSTEM_PROMPT, HandoffActivities, note_schema
-from activities.note_fallback import fallback_note
+from activities.note_fallback import account_line, fallback_note, trigger_lines
 from activities.scoring import score
 from baton.messages import (
     CustomerContext,
@@ -258,7 +258,10 @@ async def test_good_reply_is_the_llm_note(llm: FakeLlm) -> None:
     note = await run_note(llm_settings(llm), TECHNICAL)
     assert llm.problems == []
     assert len(llm.requests) == 1
-    assert note == HandoffNote.model_validate({**GOOD_NOTE, "source": "llm"})
+    # The model's prose, with account and triggers taken from Baton's own facts, never the model's.
+    facts = {"account": account_line(TECHNICAL), "triggers": trigger_lines(TECHNICAL.triggers)}
+    assert note == HandoffNote.model_validate({**GOOD_NOTE, **facts, "source": "llm"})
+    assert note.account != GOOD_NOTE["account"]
     assert note.source == "llm" and note.fallback_reason is None
 
 
