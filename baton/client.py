@@ -23,6 +23,9 @@ from baton.messages import (
     Decision,
     MessageIn,
     Phase,
+    PickupRequest,
+    PickupResult,
+    ResolveRequest,
 )
 from workflows import search_attributes as sa
 from workflows.conversation import ConversationWorkflow
@@ -95,3 +98,16 @@ async def get_state(client: Client, conversation_id: str) -> ConversationState:
 
 async def close(client: Client, conversation_id: str, reason: str = "closed") -> None:
     await handle(client, conversation_id).signal(ConversationWorkflow.close, CloseRequest(reason=reason))
+
+
+async def pickup(client: Client, conversation_id: str, request: PickupRequest) -> PickupResult:
+    """An agent takes the conversation; returns the note and transcript. Refused if it is not waiting."""
+    return await handle(client, conversation_id).execute_update(
+        ConversationWorkflow.pickup, request, result_type=PickupResult
+    )
+
+
+async def resolve(client: Client, conversation_id: str, request: ResolveRequest) -> ConversationState:
+    return await handle(client, conversation_id).execute_update(
+        ConversationWorkflow.resolve, request, result_type=ConversationState
+    )

@@ -24,7 +24,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from baton import client as baton_client
 from baton.logging import configure_logging, get_logger
-from baton.messages import ConversationStart, ConversationState, CustomerFacts, Decision, MessageIn, message_problems
+from baton.messages import (
+    ConversationStart,
+    ConversationState,
+    CustomerFacts,
+    Decision,
+    MessageIn,
+    PickupRequest,
+    PickupResult,
+    ResolveRequest,
+    message_problems,
+)
 from baton.settings import Settings, get_settings
 
 log = get_logger("baton.gateway")
@@ -247,6 +257,45 @@ def create_app(client: Client, settings: Settings, *, decision_timeout: float = 
             return CloseAccepted(conversation_id=conversation_id, status="already_closed")
         bound.info("close_requested")
         return CloseAccepted(conversation_id=conversation_id, status="closing")
+
+    async def agent_update(conversation_id: str, call: Any, what: str) -> Any:
+        """Run a pickup/resolve update; a refusal is 409 with the workflow's reason (it names the field)."""
+        bound = log.bind(conversation_id=conversation_id, workflow_id=baton_client.workflow_id(conversation_id))
+        try:
+            return await asyncio.wait_for(call, decision_timeout)
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            reason = cause.message if isinstance(cause, FailureError) else str(cause or err)
+            bound.info(f"{what}_refused", reason=reason)
+            raise HTTPException(status.HTTP_409_CONFLICT, reason) from err
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            raise _timed_out() from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"conversation {conversation_id} not found") from err
+            raise _unavailable(err) from err
+
+    @v1.post(
+        "/conversations/{conversation_id}/pickup",
+        response_model=PickupResult,
+        responses=_errors(404, 409, 503, 504),
+        summary="An agent picks up a waiting conversation and receives the handoff note and transcript",
+    )
+    async def pickup(conversation_id: ConversationId, request: PickupRequest) -> PickupResult:
+        result = await agent_update(conversation_id, baton_client.pickup(client, conversation_id, request), "pickup")
+        log.info("picked_up", conversation_id=conversation_id, agent_id=request.agent_id)
+        return result
+
+    @v1.post(
+        "/conversations/{conversation_id}/resolve",
+        response_model=ConversationState,
+        responses=_errors(404, 409, 503, 504),
+        summary="The owning agent resolves: disposition, CSAT, and whether to hand back to the bot",
+    )
+    async def resolve(conversation_id: ConversationId, request: ResolveRequest) -> ConversationState:
+        state = await agent_update(conversation_id, baton_client.resolve(client, conversation_id, request), "resolve")
+        log.info("resolved", conversation_id=conversation_id, agent_id=request.agent_id, handback=request.handback)
+        return state
 
     app.include_router(v1)
 

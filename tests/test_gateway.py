@@ -353,3 +353,39 @@ async def test_logs_carry_ids_and_never_the_text(http: httpx.AsyncClient) -> Non
     assert decided["message_id"] == "m-log"
     assert decided["workflow_id"] == workflow_id(conversation)
     assert secret not in repr(logs)
+
+
+async def test_agent_pickup_message_and_resolve_over_http(http: httpx.AsyncClient) -> None:
+    conversation = _conversation()
+    url = f"/v1/conversations/{conversation}"
+    decision = (await http.post(f"{url}/messages", json=_body("I want to speak to a person", "m1"))).json()
+    assert decision["action"] == "escalate"
+
+    picked = await http.post(f"{url}/pickup", json={"agent_id": "alice", "agent_name": "Alice"})
+    assert picked.status_code == 200, picked.text
+    handoff = picked.json()
+    assert handoff["note"]["summary"] and handoff["transcript"][0]["message_id"] == "m1"
+    taken = await http.post(f"{url}/pickup", json={"agent_id": "bob"})
+    assert taken.status_code == 409 and "agent_id: the conversation already belongs to agent alice" in taken.text
+
+    reply = await http.post(
+        f"{url}/messages",
+        json={
+            "customer_id": "cus_1",
+            "message": {"message_id": "a1", "role": "agent", "agent_id": "alice", "text": "Hi, Alice here."},
+        },
+    )
+    assert reply.status_code == 200 and reply.json()["action"] == "human"
+    customer = (await http.post(f"{url}/messages", json=_body("thanks Alice", "m2"))).json()
+    assert customer["action"] == "human"
+    bot = await http.post(f"{url}/messages", json=_body("Can I help?", "b1", role="bot"))
+    assert bot.status_code == 422 and "the bot may not reply" in bot.text
+
+    resolved = await http.post(
+        f"{url}/resolve", json={"agent_id": "alice", "necessary": True, "csat": 4, "handback": True}
+    )
+    assert resolved.status_code == 200
+    assert resolved.json()["phase"] == "bot" and resolved.json()["past_escalations"][0]["csat"] == 4
+    again = await http.post(f"{url}/resolve", json={"agent_id": "alice", "necessary": True})
+    assert again.status_code == 409 and "phase:" in again.text
+    assert (await http.post(f"/v1/conversations/{_conversation()}/pickup", json={"agent_id": "a"})).status_code == 404
