@@ -27,8 +27,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.crm import EmbeddedCrm
 from baton.binaries import test_server
-from baton.client import close, send_message
-from baton.messages import ConversationStart, CustomerFacts, MessageIn, Role, TriggerHit
+from baton.client import close, get_state, send_message
+from baton.messages import ConversationStart, CustomerFacts, HandoffNote, MessageIn, Role, TriggerHit
 from baton.settings import Settings
 from policies import PolicyError, load_policy
 from worker.wiring import build_worker
@@ -38,6 +38,7 @@ CUSTOMER_GAP = timedelta(seconds=20)
 BOT_GAP = timedelta(seconds=2)
 TYPING_SECONDS_PER_CHAR = 0.2
 MAX_TYPING = timedelta(seconds=100)
+NOTE_WAIT_SECONDS = 60.0
 BATCH_SIZE = 50  # conversations sharing one timeline; bounded by the server's in-flight updates
 
 
@@ -149,6 +150,21 @@ class ConversationReplay:
         self.at_message: int | None = None
         self.urgency: str | None = None
         self.fired: dict[str, TriggerHit] = {}
+        self.handoff_message: str | None = None
+        self.note: HandoffNote | None = None
+
+    async def wait_for_note(self, client: Client, timeout: float = NOTE_WAIT_SECONDS) -> None:
+        """The note is written in the background after an escalation; give it a bounded time."""
+        if self.at_message is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = await get_state(client, self.start.conversation_id)
+            escalations = [*state.past_escalations, *([state.escalation] if state.escalation else [])]
+            if escalations and escalations[0].note is not None:
+                self.note = escalations[0].note
+                return
+            await asyncio.sleep(0.05)
 
     async def send(self, client: Client, task_queue: str, index: int) -> None:
         message = self.conv.messages[index]
@@ -161,6 +177,8 @@ class ConversationReplay:
             return
         if message.role != "customer":
             return
+        if decision.action == "escalate" and self.at_message is None:
+            self.handoff_message = decision.customer_text
         if decision.action == "escalate":
             self.at_message = index if self.at_message is None else self.at_message
             self.urgency = decision.urgency
@@ -193,6 +211,9 @@ class ConversationReplay:
         }
         if self.at_message is not None:
             record["seconds_to_escalation"] = self.offsets[self.at_message].total_seconds()
+            record["handoff_message"] = self.handoff_message
+            record["note_summary"] = self.note.summary if self.note else None
+            record["note_source"] = self.note.source if self.note else None
         if self.conv.label is not None:
             record["label"] = self.conv.label.model_dump(exclude_none=True)
         return record
@@ -229,6 +250,7 @@ async def replay_batch(
                 await replays[c].send(client, task_queue, m)
 
         await asyncio.gather(*(send_in_order(c, ms) for c, ms in by_conversation.items()))
+    await asyncio.gather(*(rep.wait_for_note(client) for rep in replays))
     await asyncio.gather(*(close(client, rep.start.conversation_id, reason="replay finished") for rep in replays))
     return [rep.record() for rep in replays]
 

@@ -49,6 +49,9 @@ def test_examples_output_contract() -> None:
     assert human["escalated"] and human["urgency"] == "immediate" and human["at_message"] == 2
     assert human["triggers"] == [{"id": "explicit_human_request", "category": "behavioral"}]
     assert [d["message_index"] for d in human["decisions"]] == [0, 2]  # customer messages only
+    assert "as you asked to speak with a person" in human["handoff_message"]
+    assert human["note_summary"] and human["note_source"] == "fallback"
+    assert "handoff_message" not in out["ex-password"]
     assert out["ex-not-a-request"]["escalated"] is False and out["ex-not-a-request"]["at_message"] is None
     assert out["ex-repeat"]["at_message"] == 4 and "repeated_question" in {
         t["id"] for t in out["ex-repeat"]["triggers"]
