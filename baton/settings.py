@@ -21,6 +21,23 @@ class Settings(BaseSettings):
     crm_file: Path | None = Field(
         default=None, description="JSON file for the embedded CRM; the bundled demo data when unset"
     )
+    crm: Literal["embedded", "hubspot", "stripe"] = Field(default="embedded", description="Which CRM adapter to use")
+    crm_timeout_seconds: float = Field(default=5.0, gt=0, description="Per request to the CRM")
+    hubspot_base_url: str = "https://api.hubapi.com"
+    hubspot_token: SecretStr | None = None
+    hubspot_mrr_property: str = Field(default="mrr", description="Company property holding MRR (or ARR, see below)")
+    hubspot_mrr_is_arr: bool = Field(default=False, description="The property holds ARR; MRR is ARR / 12")
+    hubspot_renewal_property: str = "renewal_date"
+    stripe_base_url: str = "https://api.stripe.com"
+    stripe_api_key: SecretStr | None = None
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///.state/baton.db", description="SQLAlchemy async URL of the store"
+    )
+
+    slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook for on-call pages")
+    pagerduty_routing_key: SecretStr | None = Field(default=None, description="PagerDuty Events API v2 routing key")
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
