@@ -1,22 +1,62 @@
 """Customer context from a CRM, behind an adapter interface.
 
 The embedded adapter reads a JSON file (customer id -> facts) so Baton runs
-with no CRM at all; vendor adapters implement the same protocol.
+with no CRM at all; vendor adapters (crm_hubspot, crm_stripe) implement the
+same protocol. A CRM that is slow or down never blocks a conversation: the
+lookup is retried within a bound, then the conversation goes on with the
+backend's facts and the context marked unavailable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+import httpx
 from temporalio import activity
 
 from baton.logging import get_logger
 from baton.messages import ContextInput, CustomerContext, CustomerFacts
 
 DEMO_CRM_FILE = Path(__file__).with_name("crm_demo.json")
+# The whole lookup, retries included, stays under the local activity's 10 s timeout.
+CRM_DEADLINE_SECONDS = 8.0
+CRM_ATTEMPTS = 3
+CRM_BACKOFF_SECONDS = (0.2, 0.5)
 log = get_logger(__name__)
+
+
+class CrmError(Exception):
+    """The CRM did not answer usefully.
+
+    `retryable`: an outage, a rate limit or a timeout, worth another try.
+    Otherwise a configuration problem (bad credentials, missing scope, bad request)
+    that another try will not fix.
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def check_response(vendor: str, response: httpx.Response) -> None:
+    """Raise CrmError for any status but 2xx (callers handle 404 themselves first)."""
+    status = response.status_code
+    if response.is_success:
+        return
+    what = f"{vendor}: HTTP {status} from {response.request.method} {response.request.url.path}"
+    if status in (401, 403):
+        raise CrmError(f"{what}: check the credentials and their scopes", retryable=False)
+    raise CrmError(what, retryable=status == 429 or status >= 500)
+
+
+def transport_error(vendor: str, err: httpx.TransportError) -> CrmError:
+    """Timeouts and connection failures are outages: retryable."""
+    kind = "timed out" if isinstance(err, httpx.TimeoutException) else "unreachable"
+    return CrmError(f"{vendor}: {kind} ({type(err).__name__})", retryable=True)
 
 
 class CrmAdapter(Protocol):
@@ -53,17 +93,79 @@ def merge_facts(crm: CustomerFacts | None, backend: CustomerFacts) -> CustomerFa
     return crm.model_copy(update=given)
 
 
-async def customer_context(adapter: CrmAdapter, request: ContextInput) -> CustomerContext:
-    facts = await adapter.fetch(request.customer_id)
-    log.info(
-        "customer_context",
-        workflow_id=activity.info().workflow_id if activity.in_activity() else None,
+async def customer_context(
+    adapter: CrmAdapter,
+    request: ContextInput,
+    *,
+    deadline_seconds: float = CRM_DEADLINE_SECONDS,
+    attempts: int = CRM_ATTEMPTS,
+    backoff: Sequence[float] = CRM_BACKOFF_SECONDS,
+) -> CustomerContext:
+    """The customer's context; never raises and never takes longer than `deadline_seconds`.
+
+    Retryable CRM failures are tried again (at most `attempts` tries, pausing
+    `backoff` seconds in between) while the deadline allows. When the CRM still
+    has not answered, the context holds the backend's facts only and is marked
+    unavailable, so the conversation goes on without the CRM.
+    """
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + deadline_seconds
+    reason = "no attempt made"
+    tries = 0
+    for attempt in range(max(attempts, 1)):
+        remaining = ends - loop.time()
+        if remaining <= 0:
+            break
+        tries += 1
+        try:
+            async with asyncio.timeout(remaining) as bound:
+                facts = await adapter.fetch(request.customer_id)
+        except TimeoutError:
+            if bound.expired():
+                reason = f"{adapter.name}: no answer within the {deadline_seconds:g} s deadline"
+                break
+            reason = f"{adapter.name}: timed out"
+        except CrmError as err:
+            reason = str(err)
+            if not err.retryable:
+                break
+        except Exception as err:  # an unexpected answer must not block the conversation either
+            reason = f"{adapter.name}: {type(err).__name__}: {err}"
+            break
+        else:
+            log.info(
+                "customer_context",
+                workflow_id=_workflow_id(),
+                customer_id=request.customer_id,
+                source=adapter.name,
+                found=facts is not None,
+                tries=tries,
+            )
+            return CustomerContext(
+                customer_id=request.customer_id,
+                facts=merge_facts(facts, request.backend_facts),
+                source=adapter.name if facts is not None else "backend",
+            )
+        if attempt + 1 < attempts and backoff:
+            pause = backoff[min(attempt, len(backoff) - 1)]
+            if loop.time() + pause >= ends:
+                break
+            await asyncio.sleep(pause)
+    log.warning(
+        "customer_context_unavailable",
+        workflow_id=_workflow_id(),
         customer_id=request.customer_id,
         source=adapter.name,
-        found=facts is not None,
+        tries=tries,
+        reason=reason,
     )
     return CustomerContext(
         customer_id=request.customer_id,
-        facts=merge_facts(facts, request.backend_facts),
-        source=adapter.name if facts is not None else "backend",
+        facts=request.backend_facts,
+        source=adapter.name,
+        available=False,
     )
+
+
+def _workflow_id() -> str | None:
+    return activity.info().workflow_id if activity.in_activity() else None

@@ -6,6 +6,10 @@ Temporal's retry policy owns retries: a transient failure (timeout, connection
 error, 408, 429, 5xx) raises a retryable error; a rejection (any other 4xx, an
 unfollowed redirect) raises a non-retryable ``WebhookRejected``. The wire
 contract is in docs/webhooks.md.
+
+``page_on_call`` fans out to every configured pager: the signed ``page``
+webhook, Slack and PagerDuty; the vendor parts and the fan-out's rules are in
+activities/paging.py.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import paging
 from baton import webhooks
 from baton.logging import get_logger
 from baton.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
@@ -65,6 +70,7 @@ class DeliveryActivities:
         self._http = http
         self._owns_http = http is None
         self._warned_unsigned = False
+        self._pager_ledger = paging.PagerLedger()
 
     @activity.defn(name="deliver_to_customer")
     async def deliver_to_customer(self, message: OutboundMessage) -> DeliveryResult:
@@ -108,19 +114,36 @@ class DeliveryActivities:
 
     @activity.defn(name="page_on_call")
     async def page_on_call(self, page: PageRequest) -> DeliveryResult:
+        """Page every configured pager; delivered when at least one accepted (see paging.page_all)."""
         key = f"{page.dedup_key}:{page.action}"
-        url = self._settings.oncall_webhook_url
-        if not url:
-            return self._not_configured("no on-call webhook configured", webhooks.EVENT_PAGE, key, page.conversation_id)
-        return await self._post(
-            url,
-            webhooks.EVENT_PAGE,
-            key,
-            page.model_dump(mode="json"),
-            conversation_id=page.conversation_id,
-            action=page.action,
-            severity=page.severity,
-        )
+        senders = self._pagers(page, key)
+        if not senders:
+            return self._not_configured(paging.NOT_CONFIGURED, webhooks.EVENT_PAGE, key, page.conversation_id)
+        return await paging.page_all(page, senders, self._pager_ledger)
+
+    def _pagers(self, page: PageRequest, key: str) -> dict[str, paging.Sender]:
+        """The configured pagers, each a coroutine that returns the status it got or raises ApplicationError."""
+        settings = self._settings
+        webhook_url = settings.oncall_webhook_url
+        slack_url = settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else ""
+        routing_key = settings.pagerduty_routing_key.get_secret_value() if settings.pagerduty_routing_key else ""
+        senders: dict[str, paging.Sender] = {}
+        if webhook_url:
+
+            async def webhook() -> int | None:
+                body = page.model_dump(mode="json")
+                ids = {"conversation_id": page.conversation_id, "action": page.action, "severity": page.severity}
+                return (await self._post(webhook_url, webhooks.EVENT_PAGE, key, body, **ids)).status
+
+            senders[paging.WEBHOOK] = webhook
+        if slack_url:
+            message = paging.slack_message(page)
+            senders[paging.SLACK] = lambda: paging.send_slack(self._client(), slack_url, message)
+        if routing_key:
+            event = paging.pagerduty_event(page, routing_key)
+            events_url = settings.pagerduty_events_url
+            senders[paging.PAGERDUTY] = lambda: paging.send_pagerduty(self._client(), events_url, event)
+        return senders
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.crm import CrmAdapter, customer_context
+from activities.crm import CRM_DEADLINE_SECONDS, CrmAdapter, customer_context
 from activities.policy import PolicyStore
 from baton.messages import ConversationSetup, SetupRequest
 
@@ -17,5 +17,13 @@ class SetupActivities:
     @activity.defn(name="prepare_conversation")
     async def prepare_conversation(self, request: SetupRequest) -> ConversationSetup:
         policy = self._policies.get(request.policy)
-        context = await customer_context(self._crm, request.context)
+        context = await customer_context(self._crm, request.context, deadline_seconds=crm_deadline(activity.info()))
         return ConversationSetup(policy=policy.model_dump(mode="json"), context=context)
+
+
+def crm_deadline(info: activity.Info) -> float:
+    """The CRM lookup's bound: the default, and always 2 s under this activity's own timeout."""
+    timeout = info.start_to_close_timeout
+    if not timeout:
+        return CRM_DEADLINE_SECONDS
+    return max(0.5, min(CRM_DEADLINE_SECONDS, timeout.total_seconds() - 2.0))

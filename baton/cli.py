@@ -47,6 +47,16 @@ def _replay(args: argparse.Namespace) -> int:
     return run_replay_command(args)
 
 
+def _f1_drop(value: str) -> float:
+    try:
+        drop = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= drop <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return drop
+
+
 def _worker(args: argparse.Namespace) -> int:
     from worker.main import main
 
@@ -81,10 +91,48 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=["table", "markdown"], default="table")
     show.set_defaults(func=_policy_show)
 
-    replay = sub.add_parser("replay", help="run recorded transcripts through the real workflow")
+    from baton.evaluation import DEFAULT_MAX_F1_DROP
+
+    replay = sub.add_parser(
+        "replay",
+        help="run recorded transcripts through the real workflow",
+        description=(
+            "Run recorded transcripts through the real workflow on the time-skipping test server and print one "
+            "JSON decision record per conversation; the summary on stderr measures the decisions against the "
+            "transcripts' labels (label.escalate, label.urgency, label.triggers)."
+        ),
+        epilog=(
+            "With --compare A B the same transcripts run under both policies; stdout gets one JSON line per "
+            "conversation whose outcome changed, stderr the metrics side by side. Exit status: 0 ok, 1 when B's "
+            "F1 is more than --max-f1-drop below A's, 2 for bad input."
+        ),
+    )
     replay.add_argument("file", help="JSONL, one conversation per line")
-    replay.add_argument("--policy", default=None, help="policy file (default: the bundled default policy)")
-    replay.add_argument("--output", default=None, help="write decision records here instead of stdout")
+    which = replay.add_mutually_exclusive_group()
+    which.add_argument("--policy", default=None, help="policy file (default: the bundled default policy)")
+    which.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("POLICY_A", "POLICY_B"),
+        default=None,
+        help="replay under both policies and list the conversations whose outcome changed from A to B",
+    )
+    replay.add_argument(
+        "--max-f1-drop",
+        type=_f1_drop,
+        default=None,
+        metavar="DROP",
+        help=f"with --compare: the largest fall in F1 from A to B that still exits 0 (default {DEFAULT_MAX_F1_DROP:g})",
+    )
+    replay.add_argument(
+        "--output", default=None, help="write the JSON lines (records, or with --compare the changes) here, not stdout"
+    )
+    replay.add_argument(
+        "--summary-json",
+        default=None,
+        metavar="FILE",
+        help="also write the metrics (precision, recall, F1, per trigger, urgency, time to escalation) as JSON",
+    )
     replay.set_defaults(func=_replay)
 
     sub.add_parser("worker", help="run the conversation worker").set_defaults(func=_worker)

@@ -342,7 +342,9 @@ async def serve_app(
             await asyncio.sleep(0.01)
         if server.started:
             # The bound address, not the configured one: port 0 means "any free port".
-            address = server.servers[0].sockets[0].getsockname() if server.servers else (host, port)
+            # A stop racing the start can leave no servers or sockets behind; fall back to the configured address.
+            sockets = server.servers[0].sockets if server.servers else []
+            address = sockets[0].getsockname() if sockets else (host, port)
             log.info("gateway_listening", host=address[0], port=address[1])
             if ready is not None:
                 ready.set()

@@ -287,13 +287,13 @@ async def test_worker_restart_mid_ladder_loses_nothing_and_sends_nothing_twice(
     start = new_start()
     async with build_worker(client, settings):
         await send_message(client, settings.task_queue, start, msg("m1", "I need to speak to a person now"))
-        await eventually(lambda: kinds(receiver) == ["wait_update"], timeout=15, what="first update")
+        await eventually(lambda: kinds(receiver) == ["wait_update"], timeout=60, what="first update")
     await asyncio.sleep(3)  # the next update and the SLA come due while no worker runs
     assert kinds(receiver) == ["wait_update"]
     async with build_worker(client, settings):
-        await eventually(lambda: len(receiver.at("oncall")) == 1, timeout=30, what="the page, after the restart")
+        await eventually(lambda: len(receiver.at("oncall")) == 1, timeout=90, what="the page, after the restart")
         await pickup(client, start, "alice")
-        await eventually(lambda: kinds(receiver)[-1:] == ["agent_joined"], timeout=15, what="agent joined")
+        await eventually(lambda: kinds(receiver)[-1:] == ["agent_joined"], timeout=60, what="agent joined")
         await asyncio.sleep(2.5)  # longer than update_every: nothing more may come
         state = await get_state(client, start.conversation_id)
     sent = kinds(receiver)

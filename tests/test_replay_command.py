@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from baton.replay import ReplayConversation, message_times, read_transcripts, rebase_customer
 
@@ -47,6 +51,7 @@ def test_examples_output_contract() -> None:
             assert set(d["signals"]) == {"sentiment", "frustration", "intents"}
     human = out["ex-human"]
     assert human["escalated"] and human["urgency"] == "immediate" and human["at_message"] == 2
+    assert human["messages_to_escalation"] == 2  # the second customer message
     assert human["triggers"] == [{"id": "explicit_human_request", "category": "behavioral"}]
     assert [d["message_index"] for d in human["decisions"]] == [0, 2]  # customer messages only
     assert "as you asked to speak with a person" in human["handoff_message"]
@@ -192,3 +197,131 @@ def test_read_transcripts_rejects_duplicate_ids() -> None:
         assert "f:2: conversation_id: duplicate 'a'" in str(err)
     else:
         raise AssertionError("duplicate ids were accepted")
+
+
+LABELLED = Path("examples/labelled.jsonl")
+DEFAULT_POLICY = "policies/default.yaml"
+LENIENT_POLICY = "examples/policies/lenient.yaml"
+
+
+def nearest_rank_p90(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[math.ceil(0.9 * len(ordered)) - 1]
+
+
+def test_labelled_summary_json_matches_the_records(tmp_path: Path) -> None:
+    """The summary's figures, recomputed here from the printed records and the transcripts."""
+    summary = tmp_path / "summary.json"
+    result = run_replay(str(LABELLED), "--summary-json", str(summary))
+    assert result.returncode == 0, result.stderr
+    out = records(result.stdout)
+    lines = {c["conversation_id"]: c for c in map(json.loads, LABELLED.read_text().splitlines())}
+    assert list(out) == list(lines) and len(out) >= 20
+    for r in out.values():
+        assert {"conversation_id", "escalated", "urgency", "at_message", "triggers", "decisions", "label"} <= set(r)
+        assert not any(d["action"] == "rejected" for d in r["decisions"])
+    figures = json.loads(summary.read_text())
+
+    expected = {r["label"]["escalate"] for r in out.values()}
+    assert expected == {True, False}
+    tp = [c for c, r in out.items() if r["escalated"] and r["label"]["escalate"]]
+    fp = [c for c, r in out.items() if r["escalated"] and not r["label"]["escalate"]]
+    fn = [c for c, r in out.items() if not r["escalated"] and r["label"]["escalate"]]
+    tn = [c for c, r in out.items() if not r["escalated"] and not r["label"]["escalate"]]
+    assert figures["confusion"] == {"tp": len(tp), "fp": len(fp), "fn": len(fn), "tn": len(tn)}
+    precision, recall = len(tp) / (len(tp) + len(fp)), len(tp) / (len(tp) + len(fn))
+    assert figures["precision"] == pytest.approx(precision)
+    assert figures["recall"] == pytest.approx(recall)
+    assert figures["f1"] == pytest.approx(2 * precision * recall / (precision + recall))
+
+    fired: dict[str, list[bool]] = {}
+    for r in out.values():
+        for t in {t["id"] for t in r["triggers"]}:
+            fired.setdefault(t, []).append(r["label"]["escalate"])
+    for trigger, needed in fired.items():
+        assert figures["triggers"][trigger]["fired"] == len(needed)
+        assert figures["triggers"][trigger]["precision"] == pytest.approx(sum(needed) / len(needed))
+    for trigger in {t for c in lines.values() for t in c["label"].get("triggers", [])}:
+        wanted = [r for r in out.values() if trigger in r["label"].get("triggers", [])]
+        caught = [r for r in wanted if trigger in {t["id"] for t in r["triggers"]}]
+        assert figures["triggers"][trigger]["recall"] == pytest.approx(len(caught) / len(wanted))
+
+    judged = [c for c in tp if "urgency" in out[c]["label"]]
+    right = [c for c in judged if out[c]["urgency"] == out[c]["label"]["urgency"]]
+    assert figures["urgency"] == {"correct": len(right), "total": len(judged), "accuracy": len(right) / len(judged)}
+
+    # Messages: the escalating message's position among the transcript's customer messages.
+    messages = [sum(1 for m in lines[c]["messages"][: out[c]["at_message"] + 1] if m["role"] == "customer") for c in tp]
+    seconds = [out[c]["seconds_to_escalation"] for c in tp]
+    timing = figures["time_to_escalation"]
+    assert timing["count"] == len(tp)
+    assert timing["messages"] == {"median": statistics.median(messages), "p90": nearest_rank_p90(messages)}
+    assert timing["seconds"]["median"] == pytest.approx(statistics.median(seconds))
+    assert timing["seconds"]["p90"] == pytest.approx(nearest_rank_p90(seconds))
+
+    assert f"F1 {figures['f1']:.2f}" in result.stderr
+    assert f"urgency accuracy: {len(right)}/{len(judged)} true positives" in result.stderr
+    assert f"time to escalation ({len(tp)} true positives): median" in result.stderr
+    assert "precision  expected  caught  recall" in result.stderr  # the per-trigger table
+
+
+def changed_lines(stdout: str) -> dict[str, dict]:
+    out = records(stdout)
+    for entry in out.values():
+        assert {"conversation_id", "before", "after", "change"} <= set(entry) and entry["change"]
+    return out
+
+
+def outcome(record: dict) -> tuple:
+    return record["escalated"], record["urgency"], record["at_message"], sorted(t["id"] for t in record["triggers"])
+
+
+def test_compare_default_with_lenient_fails_and_lists_the_changes(tmp_path: Path) -> None:
+    summary = tmp_path / "compare.json"
+    result = run_replay(str(LABELLED), "--compare", DEFAULT_POLICY, LENIENT_POLICY, "--summary-json", str(summary))
+    assert result.returncode == 1, result.stderr
+    changed = changed_lines(result.stdout)
+    # The changed conversations are exactly those whose outcome differs between two separate runs.
+    default = records(run_replay(str(LABELLED), "--policy", DEFAULT_POLICY).stdout)
+    lenient = records(run_replay(str(LABELLED), "--policy", LENIENT_POLICY).stdout)
+    assert set(changed) == {c for c in default if outcome(default[c]) != outcome(lenient[c])}
+    # Lenient has no profanity trigger: a customer escalated only for swearing is no longer escalated.
+    assert changed["lab-profanity-bug"]["change"] == ["stopped_escalating"]
+    assert changed["lab-profanity-bug"]["before"]["triggers"] == ["profanity"]
+    assert changed["lab-profanity-bug"]["outcome"] == "regressed"
+    assert changed["lab-profanity-happy"]["outcome"] == "improved"
+
+    figures = json.loads(summary.read_text())
+    assert figures["passed"] is False and figures["changed"] == len(changed)
+    assert figures["a"]["recall"] > figures["b"]["recall"]
+    assert figures["f1_drop"] == pytest.approx(figures["a"]["f1"] - figures["b"]["f1"]) and figures["f1_drop"] > 0.02
+    assert figures["delta"]["f1"] == pytest.approx(-figures["f1_drop"])
+    assert "A: policies/default.yaml (policy 'default')" in result.stderr
+    assert f"F1 dropped by {figures['f1_drop']:.3f}" in result.stderr and "FAIL" in result.stderr
+    assert "lab-profanity-bug: stopped_escalating [regressed]" in result.stderr
+
+
+def test_compare_a_policy_with_itself_passes_with_no_changes() -> None:
+    result = run_replay(str(LABELLED), "--compare", DEFAULT_POLICY, DEFAULT_POLICY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "changed: 0 conversations" in result.stderr and "F1 unchanged" in result.stderr
+
+
+def test_compare_with_a_generous_f1_allowance_passes() -> None:
+    result = run_replay(str(LABELLED), "--compare", DEFAULT_POLICY, LENIENT_POLICY, "--max-f1-drop", "1.0")
+    assert result.returncode == 0, result.stderr
+    assert "lab-profanity-bug" in changed_lines(result.stdout)
+    assert "(allowed drop 1): ok" in result.stderr
+
+
+def test_compare_argument_errors() -> None:
+    both = run_replay(str(LABELLED), "--policy", DEFAULT_POLICY, "--compare", DEFAULT_POLICY, LENIENT_POLICY)
+    assert both.returncode == 2 and both.stdout == ""
+    assert "argument --compare: not allowed with argument --policy" in both.stderr
+    alone = run_replay(str(LABELLED), "--max-f1-drop", "0.1")
+    assert alone.returncode == 2 and "--max-f1-drop applies only with --compare" in alone.stderr
+    negative = run_replay(str(LABELLED), "--compare", DEFAULT_POLICY, LENIENT_POLICY, "--max-f1-drop", "-1")
+    assert negative.returncode == 2 and "must be between 0 and 1" in negative.stderr
+    missing = run_replay(str(LABELLED), "--compare", DEFAULT_POLICY, "nope.yaml")
+    assert missing.returncode == 2 and "nope.yaml: cannot read" in missing.stderr

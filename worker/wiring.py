@@ -10,7 +10,8 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.crm import CrmAdapter, EmbeddedCrm
+from activities.crm import CrmAdapter
+from activities.crm_factory import build_crm
 from activities.delivery import DeliveryActivities
 from activities.handoff import HandoffActivities
 from activities.policy import PolicyStore
@@ -32,7 +33,7 @@ async def connect(settings: Settings) -> Client:
 def build_activities(
     client: Client, settings: Settings, task_queue: str, crm: CrmAdapter | None = None
 ) -> list[Callable[..., Any]]:
-    setup = SetupActivities(crm or EmbeddedCrm(settings.crm_file), PolicyStore(settings.policy))
+    setup = SetupActivities(crm or build_crm(settings), PolicyStore(settings.policy))
     routing = RoutingActivities(client, task_queue)
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)

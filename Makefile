@@ -1,0 +1,33 @@
+# Baton: `make dev` runs the whole stack locally, `make test` runs the tests.
+
+PYTHON ?= python3
+VENV ?= .venv
+# Written after a successful install; pip runs again only when pyproject.toml changes.
+STAMP := $(VENV)/.installed
+
+.PHONY: install dev test lint bench clean
+
+install: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -e '.[dev]'
+	touch $@
+
+dev: install
+	$(VENV)/bin/baton dev
+
+# pytest exits 5 when it collects nothing; make fails on any non-zero status.
+test: install
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(VENV)/bin/python -m bench.run
+
+clean:
+	rm -rf .state
