@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -42,6 +43,7 @@ from baton.client import close, get_state, send_message
 from baton.messages import ConversationStart, CustomerFacts, HandoffNote, MessageIn, Role, TriggerHit
 from baton.settings import Settings
 from policies import PolicyError, load_policy
+from store.database import migrate_async
 from worker.wiring import build_worker
 from workflows import search_attributes
 
@@ -289,10 +291,14 @@ async def policy_worker(env: WorkflowEnvironment, policy_file: str | None, run_i
     leaves its queue after the replay has moved on, and work left without a
     worker would hold the server's clock for every later run.
     """
-    settings = Settings(task_queue=f"replay-{run_id}", policy=policy_file or "default")
-    # The transcript carries the customer's facts; no CRM is consulted.
-    async with build_worker(env.client, settings, crm=EmbeddedCrm(customers={})):
-        yield settings.task_queue
+    # A replay never writes to the real store: its records go to a throwaway database.
+    with tempfile.TemporaryDirectory(prefix="baton-replay-") as scratch:
+        store_url = f"sqlite+aiosqlite:///{Path(scratch) / 'replay.db'}"
+        await migrate_async(store_url)
+        settings = Settings(task_queue=f"replay-{run_id}", policy=policy_file or "default", database_url=store_url)
+        # The transcript carries the customer's facts; no CRM is consulted.
+        async with build_worker(env.client, settings, crm=EmbeddedCrm(customers={})):
+            yield settings.task_queue
 
 
 async def replay_policy(

@@ -6,8 +6,10 @@ test gets its own task queue so workers never steal each other's tasks.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from baton.settings import Settings
+from store.database import migrate
 from worker.wiring import build_worker
 from workflows import search_attributes
 
@@ -68,6 +71,18 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+# Every worker a test builds records to one migrated scratch store, never to a configured one
+# (tests/test_store.py runs the store itself against SQLite and PostgreSQL).
+STORE_URL = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='baton-test-store-')) / 'baton.db'}"
+os.environ["BATON_DATABASE_URL"] = STORE_URL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def migrated_store() -> str:
+    migrate(STORE_URL)
+    return STORE_URL
 
 
 @pytest.fixture

@@ -8,13 +8,24 @@ import signal
 
 from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
+from store.database import migrate_async
 from worker.wiring import build_worker, connect
 
 log = get_logger(__name__)
 
 
+def redacted(url: str) -> str:
+    """The database URL without its password, for logs."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
+    # The store's schema is brought to head before any activity can write to it.
+    await migrate_async(settings.database_url)
+    log.info("store_migrated", database=redacted(settings.database_url))
     client = await connect(settings)
     worker = build_worker(client, settings)
     loop = asyncio.get_running_loop()

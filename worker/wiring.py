@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
@@ -15,9 +17,11 @@ from activities.crm_factory import build_crm
 from activities.delivery import DeliveryActivities
 from activities.handoff import HandoffActivities
 from activities.policy import PolicyStore
+from activities.records import RecordActivities
 from activities.routing import RoutingActivities
 from activities.setup import SetupActivities
 from baton.settings import Settings
+from store.database import create_engine
 from workflows.conversation import ConversationWorkflow
 from workflows.queue import QueueWorkflow
 
@@ -30,6 +34,12 @@ async def connect(settings: Settings) -> Client:
     )
 
 
+@lru_cache(maxsize=8)
+def _store_engine(url: str) -> AsyncEngine:
+    # One engine (connection pool) per database per process, shared by every worker built here.
+    return create_engine(url)
+
+
 def build_activities(
     client: Client, settings: Settings, task_queue: str, crm: CrmAdapter | None = None
 ) -> list[Callable[..., Any]]:
@@ -37,7 +47,9 @@ def build_activities(
     routing = RoutingActivities(client, task_queue)
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
+    records = RecordActivities(_store_engine(settings.database_url))
     return [
+        *records.all,
         setup.prepare_conversation,
         routing.enqueue_conversation,
         routing.dequeue_conversation,

@@ -57,6 +57,14 @@ with workflow.unsafe.imports_passed_through():
     from policies.routing import choose_queue, segment_rank
     from policies.schema import Policy
     from policies.wording import async_escalation_text, escalation_text, waiting_text
+    from store.records import (
+        ConversationEndRecord,
+        ConversationStartRecord,
+        EscalationRecord,
+        PickupRecord,
+        ResolutionRecord,
+        conversation_outcome,
+    )
     from workflows import search_attributes as sa
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
@@ -96,6 +104,7 @@ class ConversationWorkflow:
         self._closing = False
         self._plan_version = 0  # bumped whenever the ladder must be planned again
         self._note_task: asyncio.Task[None] | None = None
+        self._records: list[asyncio.Task[object]] = []
         # Start with what the client set at start (or the previous run upserted), so only changes are upserted.
         current = workflow.info().typed_search_attributes
         self._published: dict[str, object] = {key.name: current.get(key) for key in sa.ALL}
@@ -126,6 +135,7 @@ class ConversationWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._note_task is not None:
             await self._note_task
+        await self._flush_records()
         if not self._closing:
             self._state.runs += 1
             workflow.continue_as_new(
@@ -141,6 +151,20 @@ class ConversationWorkflow:
             await self._effect("page_on_call", self._page("resolve"), "Resolve the on-call page")
         self._state.phase = Phase.CLOSED
         self._publish()
+        state = self._state
+        self._record_later(
+            "record_conversation_end",
+            ConversationEndRecord(
+                conversation_id=state.start.conversation_id,
+                closed_at=workflow.now(),
+                outcome=conversation_outcome(bool(state.past_escalations or state.escalation), state.closed_reason),
+                customer_messages=state.customer_messages,
+                closed_reason=state.closed_reason,
+                segment=self._segment(),
+                tier=state.context.facts.tier if state.context else None,
+            ),
+        )
+        await self._flush_records()
         return self._summary()
 
     def _should_stop(self) -> bool:
@@ -266,6 +290,26 @@ class ConversationWorkflow:
         self._record(f"{decision.message_id}:ack", "baton", text)
         self._plan_version += 1
         self._start_note_if_needed()
+        self._record_escalation(escalation, decision.segment)
+
+    def _record_escalation(self, escalation: Escalation, segment: str | None) -> None:
+        state = self._state
+        self._record_later(
+            "record_escalation",
+            EscalationRecord(
+                conversation_id=state.start.conversation_id,
+                message_id=escalation.message_id,
+                customer_id=state.start.customer_id,
+                channel=state.start.channel,
+                urgency=escalation.urgency,
+                escalated_at=escalation.at,
+                messages_to_escalation=state.customer_messages,
+                triggers=[t.id for t in escalation.triggers],
+                queue=escalation.queue,
+                segment=segment or self._segment(),
+                conversation_started_at=state.transcript[0].at if state.transcript else None,
+            ),
+        )
 
     def _default_wait(self) -> timedelta:
         assert self._policy is not None
@@ -536,8 +580,18 @@ class ConversationWorkflow:
         return escalation, True
 
     async def _after_claim(self, escalation: Escalation) -> None:
-        assert self._policy is not None
+        assert self._policy is not None and escalation.agent_id is not None and escalation.picked_up_at is not None
         cid = self._state.start.conversation_id
+        self._record_later(
+            "record_pickup",
+            PickupRecord(
+                conversation_id=cid,
+                message_id=escalation.message_id,
+                agent_id=escalation.agent_id,
+                picked_up_at=escalation.picked_up_at,
+                escalated_at=escalation.at,
+            ),
+        )
         if escalation.queue and not escalation.async_channel:
             removal = QueueRemoval(
                 conversation_id=cid, reason="picked_up", at=escalation.picked_up_at or workflow.now()
@@ -560,6 +614,18 @@ class ConversationWorkflow:
         escalation.csat = request.csat
         escalation.handback = request.handback
         escalation.resolution_note = request.note
+        self._record_later(
+            "record_resolution",
+            ResolutionRecord(
+                conversation_id=self._state.start.conversation_id,
+                message_id=escalation.message_id,
+                agent_id=request.agent_id,
+                resolved_at=escalation.resolved_at,
+                necessary=request.necessary,
+                csat=request.csat,
+                handback=request.handback,
+            ),
+        )
         if request.handback:
             self._archive_escalation()
             self._state.phase = Phase.BOT
@@ -619,6 +685,17 @@ class ConversationWorkflow:
         self._policy = Policy.model_validate(setup.policy)
         self._state.policy_name = self._policy.name
         self._state.context = setup.context
+        self._record_later(
+            "record_conversation_start",
+            ConversationStartRecord(
+                conversation_id=start.conversation_id,
+                customer_id=start.customer_id,
+                channel=start.channel,
+                started_at=workflow.now(),
+                tier=setup.context.facts.tier,
+                policy_name=self._policy.name,
+            ),
+        )
 
     def _record(self, message_id: str, role: str, text: str) -> TranscriptEntry:
         entry = TranscriptEntry(message_id=message_id, role=role, text=text, at=workflow.now())
@@ -643,6 +720,16 @@ class ConversationWorkflow:
             escalation = self._state.escalation
             if escalation is not None:
                 escalation.undelivered.append(message_id)
+
+    def _record_later(self, activity: str, record: object) -> None:
+        """Write to the store in the background: no decision waits on the database, and every
+        record is awaited before the run ends (upserts make retries and order harmless)."""
+        self._records = [t for t in self._records if not t.done()]
+        self._records.append(asyncio.create_task(self._effect(activity, record, "Record for reporting")))
+
+    async def _flush_records(self) -> None:
+        while self._records:
+            await self._records.pop(0)
 
     async def _effect(self, activity: str, arg: object, summary: str, result_type: type | None = None) -> object:
         """Run a side effect; a failure is logged and reported as None, never fatal to the conversation."""

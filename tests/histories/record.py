@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import tempfile
 from pathlib import Path
 
 from temporalio.client import WorkflowUpdateFailedError
@@ -20,6 +21,7 @@ from baton.binaries import test_server
 from baton.client import close, handle, send_message
 from baton.messages import ConversationStart, CustomerFacts, MessageIn
 from baton.settings import Settings
+from store.database import migrate_async
 from worker.wiring import build_worker
 from workflows import search_attributes
 
@@ -41,7 +43,10 @@ async def record(path: Path) -> None:
     )
     async with env:
         await search_attributes.register(env.client)
-        settings = Settings(task_queue="record-history")
+        scratch = Path(tempfile.mkdtemp(prefix="baton-record-"))
+        store_url = f"sqlite+aiosqlite:///{scratch / 'baton.db'}"
+        await migrate_async(store_url)
+        settings = Settings(task_queue="record-history", database_url=store_url)
         start = ConversationStart(
             conversation_id="history-1",
             customer_id="cus_recorded",
