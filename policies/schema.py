@@ -9,8 +9,9 @@ templates. Everything here is validated on load so that a typo fails at
 from __future__ import annotations
 
 import string
-from datetime import timedelta
+from datetime import date, time, timedelta
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -144,6 +145,9 @@ TEMPLATE_FIELDS = {
     "agent_joined": {"agent"},
     "async_escalation": {"reason", "reply_time"},
     "handback": set(),
+    "after_hours": {"reason", "callback_time"},
+    "after_hours_status": {"callback_time"},
+    "incident_status": {"incident"},
 }
 
 
@@ -158,6 +162,15 @@ class Templates(_Strict):
     agent_joined: str
     async_escalation: str
     handback: str
+    after_hours: str = (
+        "Our support team is offline right now. We have opened a priority ticket {reason}, and a person "
+        "will get back to you by {callback_time}. You won't need to repeat yourself."
+    )
+    after_hours_status: str = "Your ticket is with our team; a person will get back to you by {callback_time}."
+    incident_status: str = (
+        "We are aware of an ongoing incident: {incident}. Our engineers are working on it and we will post "
+        "updates here. Your account details are safe, and you don't need to do anything."
+    )
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> Templates:
@@ -228,6 +241,63 @@ class Limits(_Strict):
     max_message_chars: int = Field(default=4000, ge=1, le=8000)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TeamHours(_Strict):
+    """When a team is on shift: weekly ranges ("09:00-17:30") in its time zone, minus holidays."""
+
+    timezone: str = Field(description="IANA name, e.g. Europe/London")
+    weekly: dict[Weekday, list[str]] = Field(description="Ranges per weekday; a missing day is closed")
+    holidays: list[date] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> TeamHours:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"timezone: unknown time zone '{self.timezone}'") from err
+        for day, ranges in self.weekly.items():
+            for text in ranges:
+                start, sep, end = text.partition("-")
+                try:
+                    opens, closes = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+                except ValueError as err:
+                    raise ValueError(f"weekly.{day}: '{text}' is not HH:MM-HH:MM") from err
+                if not sep or closes <= opens:
+                    raise ValueError(f"weekly.{day}: '{text}' must end after it starts, on the same day")
+        return self
+
+
+class BusinessHours(_Strict):
+    default: TeamHours
+    teams: dict[str, TeamHours] = Field(default_factory=dict, description="By queue name; others use the default")
+
+    def for_queue(self, queue: str | None) -> TeamHours:
+        return self.teams.get(queue or "", self.default)
+
+
+class Surge(_Strict):
+    """When the queue floods: thresholds that start a surge, and how conversations behave during one."""
+
+    queue_depth: int = Field(default=25, ge=1, description="Conversations waiting across queues")
+    escalations_per_hour: int = Field(default=40, ge=1)
+    incident_terms: list[str] = Field(
+        default_factory=lambda: ["outage", "down", "not loading", "not working", "status", "everyone", "anyone else"],
+        description="Words that make a message a general incident question",
+    )
+    wait_factor: float = Field(default=1.5, ge=1, description="Wait estimates are multiplied by this during a surge")
+
+
+class Cooling(_Strict):
+    """After an escalation is resolved: the customer is sensitive for a while."""
+
+    period: timedelta = Field(default=timedelta(hours=48))
+    threshold_factor: float = Field(default=0.6, gt=0, le=1, description="Thresholds scale by this while cooling")
+    page_lead_after: int = Field(default=2, ge=2, description="Escalations within one window that page a team lead")
+
+
 class Policy(_Strict):
     version: Literal[1]
     name: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$")
@@ -239,6 +309,9 @@ class Policy(_Strict):
     default_segment: str = Field(description="Segment for customers with neither tier nor MRR known")
     templates: Templates
     handoff: Handoff
+    hours: BusinessHours | None = Field(default=None, description="None: humans are always on shift")
+    surge: Surge = Field(default_factory=Surge)
+    cooling: Cooling = Field(default_factory=Cooling)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:
