@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from temporalio import activity
 
 from activities.crm import CRM_DEADLINE_SECONDS, CrmAdapter, customer_context
 from activities.policy import PolicyStore
-from baton.messages import ConversationSetup, SetupRequest
+from baton.messages import ConversationSetup, CoolingStatus, SetupRequest
 
 
 class SetupActivities:
-    def __init__(self, crm: CrmAdapter, policies: PolicyStore) -> None:
+    def __init__(
+        self, crm: CrmAdapter, policies: PolicyStore, cooling: Callable[[str], Awaitable[CoolingStatus | None]]
+    ) -> None:
         self._crm = crm
         self._policies = policies
+        self._cooling = cooling
 
     @activity.defn(name="prepare_conversation")
     async def prepare_conversation(self, request: SetupRequest) -> ConversationSetup:
         policy = self._policies.get(request.policy)
         context = await customer_context(self._crm, request.context, deadline_seconds=crm_deadline(activity.info()))
+        context.cooling = await self._cooling(request.context.customer_id)
+        if context.cooling is not None and context.cooling.last_escalation_at is not None:
+            context.facts = context.facts.model_copy(
+                update={
+                    "last_escalation_at": context.cooling.last_escalation_at,
+                    "last_escalation_agent": context.cooling.last_agent_id,
+                }
+            )
         return ConversationSetup(policy=policy.model_dump(mode="json"), context=context)
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-TEMPORAL_COMMANDS = ("replay", "worker", "gateway", "dev")
+TEMPORAL_COMMANDS = ("replay", "export", "worker", "gateway", "dev")
 
 
 def _policy_check(args: argparse.Namespace) -> int:
@@ -47,6 +47,12 @@ def _replay(args: argparse.Namespace) -> int:
     return run_replay_command(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from baton.export import run_export_command
+
+    return run_export_command(args)
+
+
 def _f1_drop(value: str) -> float:
     try:
         drop = float(value)
@@ -75,6 +81,133 @@ def _dev(args: argparse.Namespace) -> int:
     from worker.dev import main
 
     return main()
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    from baton.settings import get_settings
+
+    return args.database_url or get_settings().database_url
+
+
+def _report(args: argparse.Namespace) -> int:
+    from baton.report import run_report_command
+
+    return run_report_command(args, _database_url(args))
+
+
+def _review(args: argparse.Namespace) -> int:
+    from baton.review import run_label_command, run_sample_command
+
+    if args.review_command == "sample":
+        return run_sample_command(args, _database_url(args))
+    return run_label_command(args, _database_url(args))
+
+
+def _db(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.database import head_revision, migrate
+
+    url = _database_url(args)
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        migrate(url)
+    except (SQLAlchemyError, OSError) as err:
+        print(
+            f"error: cannot migrate the store at {shown}: {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr
+        )
+        return 2
+    print(f"{shown}: at migration {head_revision()} (newest)")
+    return 0
+
+
+def _add_reporting_commands(sub: argparse._SubParsersAction) -> None:
+    from baton.report import (
+        DEFAULT_HIGH_VALUE_SEGMENTS,
+        FORMATS,
+        GROUPINGS,
+        MIN_JUDGED,
+        MOVEMENT_THRESHOLD,
+        month_argument,
+        parse_segments,
+    )
+    from baton.review import DEFAULT_SEED, yes_no
+
+    store_help = "SQLAlchemy async URL of the store (default: BATON_DATABASE_URL)"
+    report = sub.add_parser(
+        "report",
+        help="the month's escalation figures from the store, against the month before",
+        description=(
+            "Escalation rate, accuracy, time to escalation and pickup, CSAT and abandonment for a month, overall "
+            "and per group, compared with the previous month; flags large movements and gives tighten/loosen "
+            "recommendations per trigger. Definitions: docs/reporting.md."
+        ),
+    )
+    report.add_argument(
+        "--month", type=month_argument, default=None, metavar="YYYY-MM", help="default: the last complete month"
+    )
+    report.add_argument("--by", choices=GROUPINGS, default="segment", help="grouping of the per-group table")
+    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("--chart", default=None, metavar="FILE.png", help="also draw the month as a PNG chart")
+    report.add_argument("--database-url", default=None, metavar="URL", help=store_help)
+    report.add_argument(
+        "--high-value",
+        type=parse_segments,
+        default=DEFAULT_HIGH_VALUE_SEGMENTS,
+        metavar="SEGMENT[,SEGMENT]",
+        help=f"segments compared against the average (default: {','.join(DEFAULT_HIGH_VALUE_SEGMENTS)})",
+    )
+    report.add_argument(
+        "--threshold",
+        type=float,
+        default=MOVEMENT_THRESHOLD,
+        metavar="RATIO",
+        help=f"flag a month-over-month relative change above this (default {MOVEMENT_THRESHOLD:g})",
+    )
+    report.add_argument(
+        "--min-judged",
+        type=int,
+        default=MIN_JUDGED,
+        metavar="N",
+        help=f"judged escalations a trigger needs for a recommendation (default {MIN_JUDGED})",
+    )
+    report.set_defaults(func=_report)
+
+    review = sub.add_parser("review", help="review escalations: draw a sample, record verdicts")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    draw = review_sub.add_parser(
+        "sample",
+        help="draw a month's escalations for review, stratified by trigger",
+        description=(
+            "Draw N escalations of the month, triggers taking turns (rarest first) so that rare triggers are "
+            "represented; the same seed gives the same sample."
+        ),
+    )
+    draw.add_argument("--month", type=month_argument, required=True, metavar="YYYY-MM")
+    draw.add_argument("--n", type=int, required=True, help="how many escalations to draw")
+    draw.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    draw.add_argument("--unreviewed", action="store_true", help="skip escalations that already have a review label")
+    draw.add_argument("--format", choices=["table", "json"], default="table")
+    draw.add_argument("--database-url", default=None, metavar="URL", help=store_help)
+    draw.set_defaults(func=_review)
+    verdict = review_sub.add_parser(
+        "label",
+        help="record whether an escalation was necessary",
+        description="Record a reviewer's verdict; it overrides the agent's disposition in `baton report`.",
+    )
+    verdict.add_argument("escalation_id", metavar="ID", help="<conversation_id>:<message_id>, as `review sample` shows")
+    verdict.add_argument("--necessary", type=yes_no, required=True, metavar="yes|no")
+    verdict.add_argument("--note", default=None, metavar="TEXT")
+    verdict.add_argument("--reviewer", default=None, metavar="NAME", help="default: the login name")
+    verdict.add_argument("--database-url", default=None, metavar="URL", help=store_help)
+    verdict.set_defaults(func=_review)
+
+    db = sub.add_parser("db", help="the store's schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="migrate the store to the newest schema (safe to run again)")
+    upgrade.add_argument("--database-url", default=None, metavar="URL", help=store_help)
+    upgrade.set_defaults(func=_db)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,9 +268,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=_replay)
 
+    export = sub.add_parser(
+        "export",
+        help="turn past conversations from Temporal into labelled replay transcripts",
+        description=(
+            "Read the conversations started in [--since, --until) from Temporal (visibility, then each one's "
+            "`state` query, answered by the running Baton worker) and write them as replay JSONL, one line per "
+            "conversation sorted by start time. Only what the customer and the bot said is kept. Labels come "
+            "from the agents' dispositions: escalate=true when any escalation was judged necessary (with its "
+            "urgency); false when every escalation was judged unnecessary, or when the conversation never "
+            "escalated and was closed without an abandonment reason or ended with the customer saying it was "
+            "solved; unlabelled otherwise."
+        ),
+        epilog=(
+            "Dates: YYYY-MM-DD or ISO datetimes, UTC unless a zone is given; --until defaults to now. "
+            "Temporal: BATON_TEMPORAL_ADDRESS, BATON_TEMPORAL_NAMESPACE. Exit status: 0 done (skipped "
+            "conversations are listed on stderr), 1 none could be read, 2 bad arguments or Temporal unreachable."
+        ),
+    )
+    export.add_argument("output", metavar="OUT.jsonl", help="where to write the transcripts")
+    export.add_argument("--since", required=True, metavar="DATE", help="first start time included")
+    export.add_argument("--until", default=None, metavar="DATE", help="start times before this (default: now)")
+    export.add_argument(
+        "--include-open", action="store_true", help="also export conversations still running (never labelled false)"
+    )
+    export.set_defaults(func=_export)
+
     sub.add_parser("worker", help="run the conversation worker").set_defaults(func=_worker)
     sub.add_parser("gateway", help="run the HTTP gateway for chat backends").set_defaults(func=_gateway)
     sub.add_parser("dev", help="run the embedded stack: Temporal dev server, worker, gateway").set_defaults(func=_dev)
+    _add_reporting_commands(sub)
     return parser
 
 
@@ -148,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     # Logs go to stderr; stdout carries command output (replay records, tables).
-    quiet = args.command in ("replay", "policy")
+    quiet = args.command in ("replay", "export", "policy")
     configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
     if args.command in TEMPORAL_COMMANDS:
         configure_temporal_runtime()

@@ -64,6 +64,7 @@ class CustomerFacts(_Model):
     flags: list[str] = Field(default_factory=list)
     last_escalation_at: datetime | None = None
     last_escalation_agent: str | None = None
+    timezone: str | None = Field(default=None, description="IANA zone: callback times are given in it")
 
 
 class ConversationStart(_Model):
@@ -114,6 +115,7 @@ class Decision(_Model):
     signals: Signals | None = None
     segment: str | None = None
     phase: Phase = Phase.BOT
+    surge: bool = Field(default=False, description="Kept with the bot as a general incident question during a surge")
 
 
 class CustomerContext(_Model):
@@ -123,6 +125,7 @@ class CustomerContext(_Model):
     facts: CustomerFacts = Field(default_factory=CustomerFacts)
     source: str = "none"
     available: bool = True
+    cooling: CoolingStatus | None = Field(default=None, description="Recent escalations of this customer")
 
 
 class TranscriptEntry(_Model):
@@ -302,6 +305,8 @@ class QueueEntry(_Model):
     boost: int = Field(default=0, description="Raised once the SLA is breached")
     enqueued_at: datetime
     default_handle_seconds: float = Field(default=360, gt=0)
+    preferred_agent_id: str | None = Field(default=None, description="The agent who helped this customer last time")
+    callback: bool = Field(default=False, description="Promised a callback at the opening; served first")
 
 
 class QueueRemoval(_Model):
@@ -376,6 +381,13 @@ class Escalation(_Model):
     resolution_note: str | None = None
     last_position: int | None = None
     last_wait_seconds: float | None = None
+    after_hours: bool = False
+    opens_at: datetime | None = Field(default=None, description="After hours: when the team's shift starts")
+    callback_by: datetime | None = Field(default=None, description="After hours: the time promised to the customer")
+    callback_queued: bool = False
+    returning: bool = Field(default=False, description="Within the customer's cooling period")
+    preferred_agent_id: str | None = None
+    surge: bool = False
     note: HandoffNote | None = None
     undelivered: list[str] = Field(default_factory=list, description="Message ids whose delivery failed for good")
 
@@ -392,5 +404,70 @@ class PickupResult(_Model):
     escalation: Escalation
 
 
+# --- Customers across conversations, and operations ---------------------------
+
+
+class ResolvedEscalation(_Model):
+    customer_id: str
+    conversation_id: str
+    escalated_at: datetime
+    resolved_at: datetime
+    agent_id: str | None = None
+    queue: str | None = None
+    cooling_seconds: float = Field(default=48 * 3600, gt=0)
+
+
+class CoolingStatus(_Model):
+    """A customer's recent escalations: within `cooling_until` they are treated as sensitive."""
+
+    customer_id: str
+    cooling_until: datetime | None = None
+    last_escalation_at: datetime | None = None
+    last_agent_id: str | None = None
+    last_queue: str | None = None
+    escalations_in_window: int = 0
+
+    def active(self, now: datetime) -> bool:
+        return self.cooling_until is not None and now < self.cooling_until
+
+
+class Incident(_Model):
+    description: str = Field(min_length=3, max_length=300)
+    declared_by: str = Field(default="operator", max_length=100)
+    started_at: datetime | None = None
+
+
+class SurgeThresholds(_Model):
+    queue_depth: int = 25
+    escalations_per_hour: int = 40
+
+
+class OperationsEvent(_Model):
+    """What conversations tell the operations workflow: joined or left the human queue."""
+
+    conversation_id: str
+    kind: Literal["escalated", "left_queue"]
+    at: datetime
+    thresholds: SurgeThresholds = Field(default_factory=SurgeThresholds)
+
+
+class OperationsStatus(_Model):
+    surge: bool = False
+    reason: str | None = Field(default=None, description="incident | queue_depth | escalation_rate")
+    incident: Incident | None = None
+    waiting: int = 0
+    escalations_last_hour: int = 0
+
+
+class OperationsState(_Model):
+    incident: Incident | None = None
+    waiting: list[str] = Field(default_factory=list)
+    escalation_times: list[datetime] = Field(default_factory=list)
+    thresholds: SurgeThresholds = Field(default_factory=SurgeThresholds)
+    incidents_declared: int = 0
+
+
+# Forward references (models that mention ones defined further down).
+CustomerContext.model_rebuild()
 ConversationState.model_rebuild()
 ConversationInput.model_rebuild()

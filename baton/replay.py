@@ -31,6 +31,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -295,7 +296,12 @@ async def policy_worker(env: WorkflowEnvironment, policy_file: str | None, run_i
     with tempfile.TemporaryDirectory(prefix="baton-replay-") as scratch:
         store_url = f"sqlite+aiosqlite:///{Path(scratch) / 'replay.db'}"
         await migrate_async(store_url)
-        settings = Settings(task_queue=f"replay-{run_id}", policy=policy_file or "default", database_url=store_url)
+        # Business hours are not replayed: the replay clock is not the conversation's clock, so every
+        # escalation is judged as if people were on shift (after-hours handling has its own tests).
+        policy = load_policy(policy_file or "default").model_copy(update={"hours": None})
+        policy_path = Path(scratch) / "policy.yaml"
+        policy_path.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
+        settings = Settings(task_queue=f"replay-{run_id}", policy=str(policy_path), database_url=store_url)
         # The transcript carries the customer's facts; no CRM is consulted.
         async with build_worker(env.client, settings, crm=EmbeddedCrm(customers={})):
             yield settings.task_queue

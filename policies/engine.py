@@ -100,6 +100,10 @@ def evaluate(
     """Decide on the customer message `message_id`, already appended to `state.transcript`."""
     facts = context.facts if context is not None else CustomerFacts()
     stand = standing(policy, facts, now.date())
+    if context is not None and context.cooling is not None and context.cooling.active(now):
+        # A customer back within the cooling period after an escalation: escalate sooner.
+        factor = policy.cooling.threshold_factor
+        stand = Standing(stand.segment, stand.factor * factor, (*stand.reasons, f"returning customer x{factor:g}"))
     hits: list[tuple[Trigger, TriggerHit]] = []
     for trigger in policy.triggers:
         if stand.segment.high_priority_only and not trigger.high_priority:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from policies.engine import effective_threshold
-from policies.schema import Policy, Trigger
+from policies.hours import day_ranges
+from policies.schema import WEEKDAYS, Policy, TeamHours, Trigger
 
 
 def describe_condition(trigger: Trigger) -> str:
@@ -74,6 +77,7 @@ def render_matrix(policy: Policy, fmt: str = "table") -> str:
         "high-priority triggers (marked *); 'any' means the trigger has no threshold.",
         "",
         "Segments (first match wins):",
+        *([""] if markdown else []),
     ]
     seg_header = ["segment", "matches", "threshold factor", "high-priority only"]
     seg_rows = []
@@ -93,4 +97,82 @@ def render_matrix(policy: Policy, fmt: str = "table") -> str:
         f"- accounts younger than {life.new_account_days} days: x{life.new_account_factor:g}",
         f"- renewal within {life.renewal_window_days} days: x{life.renewal_factor:g}",
     ]
+    out += ["", *_handoff_section(policy, markdown)]
+    out += ["", *_hours_section(policy, markdown)]
+    out += ["", *_surge_and_cooling_section(policy)]
     return "\n".join(out)
+
+
+def _minutes(duration: timedelta) -> str:
+    return f"{duration.total_seconds() / 60:g} min"
+
+
+def _hours(duration: timedelta) -> str:
+    return f"{duration.total_seconds() / 3600:g} h"
+
+
+def _handoff_section(policy: Policy, markdown: bool) -> list[str]:
+    handoff = policy.handoff
+    ladder_header = ["urgency", "update every", "SLA", "widen after", "page after", "async reply"]
+    ladder_rows = [
+        [
+            urgency,
+            _minutes(step.update_every),
+            _minutes(step.sla),
+            _minutes(step.widen_after),
+            _minutes(step.page_after),
+            _minutes(handoff.reply_time[urgency]) if urgency in handoff.reply_time else "-",
+        ]
+        for urgency, step in (("immediate", handoff.ladder.immediate), ("queued", handoff.ladder.queued))
+    ]
+    routing = handoff.routing
+    route_rows = [["trigger", t, q] for t, q in routing.trigger_queues.items()]
+    route_rows += [["segment", s, q] for s, q in routing.segment_queues.items()]
+    route_rows += [["default", "anything else", routing.default_queue], ["widened", "any team", routing.general_queue]]
+    return [
+        "Handoff ladder (from the moment a conversation is queued; async reply is the promise on "
+        f"{', '.join(handoff.async_channels) or 'asynchronous channels'}):",
+        *([""] if markdown else []),
+        _table(ladder_header, ladder_rows, markdown),
+        "",
+        "Routing (the most urgent trigger's queue, else the segment's, else the default):",
+        *([""] if markdown else []),
+        _table(["by", "match", "queue"], route_rows, markdown),
+    ]
+
+
+def _day_text(team: TeamHours, day: str) -> str:
+    ranges = day_ranges(team, day)
+    if not ranges:
+        return "closed"
+    return ", ".join(
+        f"{opens:%H:%M}-{'24:00' if closes is None else format(closes, '%H:%M')}" for opens, closes in ranges
+    )
+
+
+def _hours_section(policy: Policy, markdown: bool) -> list[str]:
+    if policy.hours is None:
+        return ["Business hours: none set; people are always on shift."]
+    teams = [("default", policy.hours.default), *policy.hours.teams.items()]
+    lines = ["Business hours (outside them an escalation becomes a ticket with a callback time):"]
+    for name, team in teams:
+        label = f"{name} (all other queues)" if name == "default" else name
+        holidays = ", ".join(d.isoformat() for d in sorted(team.holidays)) or "none"
+        lines.append(f"- {label}: {team.timezone}; holidays: {holidays}")
+    header = ["day"] + [name for name, _ in teams]
+    rows = [[day] + [_day_text(team, day) for _, team in teams] for day in WEEKDAYS]
+    return [*lines, "", _table(header, rows, markdown)]
+
+
+def _surge_and_cooling_section(policy: Policy) -> list[str]:
+    surge, cooling = policy.surge, policy.cooling
+    return [
+        "Surge (general incident questions stay with the bot; account-specific ones still reach a person):",
+        f"- starts at {surge.queue_depth} conversations waiting or {surge.escalations_per_hour} escalations per hour",
+        f"- incident terms: {', '.join(surge.incident_terms) or 'none'}",
+        f"- wait estimates x{surge.wait_factor:g}",
+        "",
+        "Cooling (after an escalation is resolved):",
+        f"- for {_hours(cooling.period)}: thresholds x{cooling.threshold_factor:g}",
+        f"- {cooling.page_lead_after} escalations within {_hours(cooling.period)} page a team lead",
+    ]

@@ -79,6 +79,19 @@ STORE_URL = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='baton-test-stor
 os.environ["BATON_DATABASE_URL"] = STORE_URL
 
 
+def always_open_policy() -> Path:
+    """The default policy without business hours: tests must not depend on the hour they run at.
+    After-hours behaviour is tested with the real hours and a clock moved on purpose."""
+    text = Path("policies/default.yaml").read_text()
+    start, end = text.index("# When people are on shift"), text.index("# A flood of escalations")
+    path = Path(tempfile.mkdtemp(prefix="baton-test-policy-")) / "always_open.yaml"
+    path.write_text(text[:start] + text[end:])
+    return path
+
+
+os.environ["BATON_POLICY"] = str(always_open_policy())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def migrated_store() -> str:
     migrate(STORE_URL)

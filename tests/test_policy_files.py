@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,56 @@ def test_policy_show_renders_matrix() -> None:
     assert row.split()[-4:] == ["6", "8", "11", "-"]
     assert "renewal within 60 days: x0.8" in out
     assert "| trigger |" in render_matrix(policy, fmt="markdown")
+
+
+def test_policy_show_renders_hours_surge_cooling_and_handoff() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "baton.cli", "policy", "show", str(DEFAULT)], capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.splitlines()
+    # Business hours: zone, holidays and each weekday per team (default, then the priority queue).
+    assert "- default (all other queues): Europe/London; holidays: 2026-12-25, 2026-12-28, 2027-01-01" in lines
+    assert "- priority: Europe/London; holidays: none" in lines
+    assert next(line for line in lines if line.startswith("day  ")).split() == ["day", "default", "priority"]
+    assert next(line for line in lines if line.startswith("mon  ")).split() == ["mon", "08:00-18:00", "00:00-24:00"]
+    assert next(line for line in lines if line.startswith("sat  ")).split() == ["sat", "closed", "09:00-17:00"]
+    assert "sun  closed" in out
+    # Surge and cooling.
+    assert "- starts at 25 conversations waiting or 40 escalations per hour" in lines
+    assert "- incident terms: outage, down, not loading, not working, status, everyone, anyone else" in lines
+    assert "- wait estimates x1.5" in lines
+    assert "- for 48 h: thresholds x0.6" in lines
+    assert "- 2 escalations within 48 h page a team lead" in lines
+
+    # Handoff ladder (minutes) and routing.
+    def cells(prefix: str) -> list[str]:
+        return re.split(r"\s{2,}", next(line for line in lines if line.startswith(prefix + "  ")))
+
+    assert cells("immediate") == ["immediate", "1 min", "3 min", "5 min", "7 min", "60 min"]
+    assert cells("queued") == ["queued", "5 min", "30 min", "45 min", "60 min", "480 min"]
+    for by, match, queue in (
+        ("trigger", "legal_threat", "legal"),
+        ("trigger", "data_deletion_request", "privacy"),
+        ("trigger", "billing_dispute", "billing"),
+        ("segment", "enterprise", "priority"),
+    ):
+        assert any(line.split() == [by, match, queue] for line in lines), (by, match, queue)
+
+    markdown = render_matrix(load_policy(str(DEFAULT)), fmt="markdown")
+    for row in (
+        "| sat | closed | 09:00-17:00 |",
+        "| mon | 08:00-18:00 | 00:00-24:00 |",
+        "| immediate | 1 min | 3 min | 5 min | 7 min | 60 min |",
+        "| queued | 5 min | 30 min | 45 min | 60 min | 480 min |",
+        "| trigger | legal_threat | legal |",
+        "| segment | enterprise | priority |",
+        "- for 48 h: thresholds x0.6",
+        "- wait estimates x1.5",
+    ):
+        assert row in markdown, row
+    assert "Europe/London" in markdown and "2026-12-25" in markdown
+
+
+def test_policy_show_without_hours_says_always_on_shift() -> None:
+    policy = load_policy(str(DEFAULT)).model_copy(update={"hours": None})
+    assert "Business hours: none set; people are always on shift." in render_matrix(policy)

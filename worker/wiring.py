@@ -16,6 +16,7 @@ from activities.crm import CrmAdapter
 from activities.crm_factory import build_crm
 from activities.delivery import DeliveryActivities
 from activities.handoff import HandoffActivities
+from activities.operations import OperationsActivities
 from activities.policy import PolicyStore
 from activities.records import RecordActivities
 from activities.routing import RoutingActivities
@@ -23,9 +24,11 @@ from activities.setup import SetupActivities
 from baton.settings import Settings
 from store.database import create_engine
 from workflows.conversation import ConversationWorkflow
+from workflows.customer import CustomerWorkflow
+from workflows.operations import OperationsWorkflow
 from workflows.queue import QueueWorkflow
 
-WORKFLOWS = [ConversationWorkflow, QueueWorkflow]
+WORKFLOWS = [ConversationWorkflow, QueueWorkflow, CustomerWorkflow, OperationsWorkflow]
 
 
 async def connect(settings: Settings) -> Client:
@@ -43,7 +46,8 @@ def _store_engine(url: str) -> AsyncEngine:
 def build_activities(
     client: Client, settings: Settings, task_queue: str, crm: CrmAdapter | None = None
 ) -> list[Callable[..., Any]]:
-    setup = SetupActivities(crm or build_crm(settings), PolicyStore(settings.policy))
+    operations = OperationsActivities(client, task_queue)
+    setup = SetupActivities(crm or build_crm(settings), PolicyStore(settings.policy), operations.customer_status)
     routing = RoutingActivities(client, task_queue)
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
@@ -55,6 +59,9 @@ def build_activities(
         routing.dequeue_conversation,
         routing.raise_queue_priority,
         routing.queue_status,
+        operations.note_resolved_escalation,
+        operations.report_to_operations,
+        operations.operations_status,
         delivery.deliver_to_customer,
         delivery.post_helpdesk_ticket,
         delivery.page_on_call,

@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
         HelpdeskTicket,
         MessageIn,
         NoteRequest,
+        OperationsEvent,
+        OperationsStatus,
         OutboundKind,
         OutboundMessage,
         PageRequest,
@@ -48,15 +50,19 @@ with workflow.unsafe.imports_passed_through():
         QueueRequest,
         QueueStatus,
         QueueStatusRequest,
+        ResolvedEscalation,
         ResolveRequest,
         SetupRequest,
+        SurgeThresholds,
         TranscriptEntry,
         message_problems,
     )
     from policies.engine import evaluate
+    from policies.hours import format_callback, is_open, next_opening
     from policies.routing import choose_queue, segment_rank
     from policies.schema import Policy
-    from policies.wording import async_escalation_text, escalation_text, waiting_text
+    from policies.surge import incident_text, is_incident_question
+    from policies.wording import async_escalation_text, escalation_text, transfer_reason, waiting_text
     from store.records import (
         ConversationEndRecord,
         ConversationStartRecord,
@@ -91,6 +97,7 @@ class LadderStep:
             "sla": "Pickup SLA",
             "widen": "Widen routing to the general queue",
             "page": "Page on-call",
+            "callback": "Opening time: put the callback at the front of the queue",
         }[self.kind]
 
 
@@ -145,6 +152,8 @@ class ConversationWorkflow:
                     carried_policy=self._policy.model_dump(mode="json") if self._policy else None,
                 )
             )
+        if self._state.phase == Phase.ESCALATED:
+            self._report_operations("left_queue")
         await self._leave_queue("closed")
         escalation = self._state.escalation
         if escalation is not None and escalation.paged and escalation.agent_id is None:
@@ -152,7 +161,7 @@ class ConversationWorkflow:
         self._state.phase = Phase.CLOSED
         self._publish()
         state = self._state
-        self._record_later(
+        self._in_background(
             "record_conversation_end",
             ConversationEndRecord(
                 conversation_id=state.start.conversation_id,
@@ -241,7 +250,16 @@ class ConversationWorkflow:
         if decision.action != "escalate":
             return decision
         if state.phase == Phase.BOT:
-            await self._escalate(decision)
+            operations = await self._operations_status()
+            if operations.surge and is_incident_question(self._policy, message.text, signals):
+                # A general incident question in a surge: the bot triages and gives the status.
+                incident = operations.incident.description if operations.incident else None
+                decision.action, decision.urgency, decision.triggers = "continue", None, []
+                decision.surge = True
+                decision.customer_text = incident_text(self._policy, incident)
+                self._record(f"{message.message_id}:incident", "baton", decision.customer_text)
+                return decision
+            await self._escalate(decision, surge=operations.surge)
             return decision
         # A person already owns the conversation: the bot stays silent.
         escalation = state.escalation
@@ -252,7 +270,9 @@ class ConversationWorkflow:
             await self._join_queue(escalation)  # re-ranked in place, keeping its wait so far
             self._plan_version += 1
         decision.urgency = escalation.urgency
-        if state.phase == Phase.ESCALATED and not escalation.async_channel:
+        if state.phase == Phase.ESCALATED and escalation.after_hours and not escalation.callback_queued:
+            decision.customer_text = self._after_hours_text("after_hours_status", escalation)
+        elif state.phase == Phase.ESCALATED and not escalation.async_channel:
             wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
             decision.customer_text = waiting_text(self._policy, "waiting_status", escalation.last_position or 1, wait)
         return decision
@@ -264,26 +284,46 @@ class ConversationWorkflow:
 
     # --- escalation ----------------------------------------------------------------
 
-    async def _escalate(self, decision: Decision) -> None:
+    async def _escalate(self, decision: Decision, surge: bool = False) -> None:
         state = self._state
-        assert self._policy is not None and decision.urgency is not None
-        channel = state.start.channel
+        policy = self._policy
+        assert policy is not None and decision.urgency is not None
+        now = workflow.now()
+        cooling = state.context.cooling if state.context else None
+        returning = cooling is not None and cooling.active(now)
+        queue = choose_queue(policy, decision.triggers, decision.segment, cooling.last_queue if returning else None)
         escalation = Escalation(
-            at=workflow.now(),
+            at=now,
             message_id=decision.message_id,
             urgency=decision.urgency,
             triggers=decision.triggers,
-            queue=choose_queue(self._policy, decision.triggers, decision.segment),
-            async_channel=channel in self._policy.handoff.async_channels,
+            queue=queue,
+            async_channel=state.start.channel in policy.handoff.async_channels,
+            returning=returning,
+            preferred_agent_id=cooling.last_agent_id if returning and cooling else None,
+            surge=surge,
         )
         state.escalation = escalation
         state.phase = Phase.ESCALATED
+        hours = policy.hours.for_queue(queue) if policy.hours else None
         if escalation.async_channel:
-            text = async_escalation_text(self._policy, escalation.urgency, escalation.triggers)
+            text = async_escalation_text(policy, escalation.urgency, escalation.triggers)
+        elif hours is not None and not is_open(hours, now):
+            escalation.after_hours = True
+            escalation.opens_at = next_opening(hours, now)
+            if escalation.opens_at is not None:
+                sla = getattr(policy.handoff.ladder, escalation.urgency).sla
+                escalation.callback_by = escalation.opens_at + sla
+            text = self._after_hours_text("after_hours", escalation)
+            if escalation.urgency == "immediate":
+                self._in_background("page_on_call", self._page("trigger"))
+                escalation.paged = True
         else:
             await self._join_queue(escalation)
             wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
-            text = escalation_text(self._policy, escalation.urgency, escalation.triggers, wait)
+            if surge:
+                wait *= policy.surge.wait_factor
+            text = escalation_text(policy, escalation.urgency, escalation.triggers, wait)
         decision.customer_text = text
         decision.phase = Phase.ESCALATED
         # The acknowledgement goes back in the decision, shown by the backend at once; recorded here too.
@@ -291,10 +331,68 @@ class ConversationWorkflow:
         self._plan_version += 1
         self._start_note_if_needed()
         self._record_escalation(escalation, decision.segment)
+        if not escalation.async_channel and not escalation.after_hours:
+            self._report_operations("escalated")
+        if returning and cooling is not None and cooling.escalations_in_window + 1 >= policy.cooling.page_lead_after:
+            self._in_background("page_on_call", self._lead_page(cooling.escalations_in_window + 1))
+
+    def _after_hours_text(self, template: str, escalation: Escalation) -> str:
+        assert self._policy is not None
+        facts = self._state.context.facts if self._state.context else None
+        hours = self._policy.hours.for_queue(escalation.queue) if self._policy.hours else None
+        zone = (facts.timezone if facts and facts.timezone else None) or (hours.timezone if hours else "UTC")
+        when = (
+            format_callback(escalation.callback_by, zone, workflow.now())
+            if escalation.callback_by
+            else "the next working day"
+        )
+        return self._policy.templates.render(
+            template, reason=transfer_reason(self._policy, escalation.triggers), callback_time=when
+        )
+
+    def _lead_page(self, count: int) -> PageRequest:
+        cid = self._state.start.conversation_id
+        customer = self._state.start.customer_id
+        return PageRequest(
+            dedup_key=f"baton-repeat-{customer}-{workflow.now():%Y%m%d}",
+            summary=f"Customer {customer} escalated {count} times within the cooling period (now {cid}): "
+            "team lead review",
+            severity="warning",
+            conversation_id=cid,
+            details={"customer_id": customer, "escalations_in_window": str(count)},
+        )
+
+    def _report_operations(self, kind: str) -> None:
+        assert self._policy is not None
+        surge = self._policy.surge
+        self._in_background(
+            "report_to_operations",
+            OperationsEvent(
+                conversation_id=self._state.start.conversation_id,
+                kind=kind,
+                at=workflow.now(),
+                thresholds=SurgeThresholds(
+                    queue_depth=surge.queue_depth, escalations_per_hour=surge.escalations_per_hour
+                ),
+            ),
+        )
+
+    async def _operations_status(self) -> OperationsStatus:
+        """Asked only when a message would escalate, so ordinary messages pay nothing for it."""
+        try:
+            return await workflow.execute_local_activity(
+                "operations_status",
+                result_type=OperationsStatus,
+                start_to_close_timeout=ROUTING_DEADLINE,
+                retry_policy=LOCAL_RETRY,
+                summary="Is support in a surge?",
+            )
+        except ActivityError:
+            return OperationsStatus()
 
     def _record_escalation(self, escalation: Escalation, segment: str | None) -> None:
         state = self._state
-        self._record_later(
+        self._in_background(
             "record_escalation",
             EscalationRecord(
                 conversation_id=state.start.conversation_id,
@@ -323,9 +421,11 @@ class ConversationWorkflow:
             conversation_id=self._state.start.conversation_id,
             urgency=escalation.urgency,
             segment_rank=segment_rank(self._policy, segment or self._segment()),
-            boost=1 if escalation.sla_breached else 0,
+            boost=2 if escalation.callback_queued else 1 if escalation.sla_breached else 0,
             enqueued_at=escalation.at,
             default_handle_seconds=self._default_wait().total_seconds(),
+            preferred_agent_id=escalation.preferred_agent_id,
+            callback=escalation.callback_queued,
         )
         try:
             status = await workflow.execute_activity(
@@ -369,8 +469,11 @@ class ConversationWorkflow:
         if self._state.phase != Phase.ESCALATED or escalation is None or escalation.async_channel:
             return None
         assert self._policy is not None
+        if escalation.after_hours and not escalation.callback_queued:
+            # Nobody on shift: nothing happens until the opening, when the callback joins the queue first.
+            return LadderStep(escalation.opens_at, "callback") if escalation.opens_at else None
         ladder = getattr(self._policy.handoff.ladder, escalation.urgency)
-        t0 = escalation.at
+        t0 = escalation.opens_at if escalation.after_hours and escalation.opens_at else escalation.at
         steps = [LadderStep(t0 + (escalation.updates_sent + 1) * ladder.update_every, "wait_update")]
         if not escalation.sla_breached:
             steps.append(LadderStep(t0 + ladder.sla, "sla"))
@@ -389,18 +492,24 @@ class ConversationWorkflow:
             conversation_id=cid,
             default_handle_seconds=self._default_wait().total_seconds(),
         )
-        if step.kind == "wait_update":
+        if step.kind == "callback":
+            escalation.callback_queued = True
+            await self._join_queue(escalation)
+            self._report_operations("escalated")
+        elif step.kind == "wait_update":
             number = escalation.updates_sent + 1
             status = await self._effect("queue_status", request, "Read the queue position", QueueStatus)
+            # An agent may have picked up while the position was read: then nothing more is said.
+            if self._state.phase != Phase.ESCALATED:
+                return
             if status is not None and status.position is None:
                 await self._join_queue(escalation)  # lost from the queue (it failed earlier): back in, same place
             elif status is not None:
                 self._remember(status)
+            wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
+            text = waiting_text(self._policy, "wait_update", escalation.last_position or 1, wait)
             escalation.updates_sent = number
-            if self._state.phase == Phase.ESCALATED:
-                wait = timedelta(seconds=escalation.last_wait_seconds or self._default_wait().total_seconds())
-                text = waiting_text(self._policy, "wait_update", escalation.last_position or 1, wait)
-                await self._say("wait_update", text, f"{cid}:wait-update:{escalation.message_id}:{number}")
+            await self._say("wait_update", text, f"{cid}:wait-update:{escalation.message_id}:{number}")
         elif step.kind == "sla":
             status = await self._effect("raise_queue_priority", request, "Raise the queue priority", QueueStatus)
             if status is not None:
@@ -477,9 +586,9 @@ class ConversationWorkflow:
         except ActivityError as err:
             note = fallback_note(request, f"the note could not be written: {err.cause or err}")
         if escalation.note is None:
-            escalation.note = note
+            escalation.note = self._with_history(note)
         self._note_task = None
-        if escalation.async_channel and not escalation.ticket_posted:
+        if (escalation.async_channel or escalation.after_hours) and not escalation.ticket_posted:
             await self._post_ticket(escalation)
 
     async def _note_for_agent(self, escalation: Escalation) -> HandoffNote:
@@ -493,9 +602,27 @@ class ConversationWorkflow:
                     timeout_summary="Wait for the handoff note",
                 )
             except TimeoutError:
-                escalation.note = fallback_note(self._note_request(escalation), "the LLM note was not ready in time")
+                escalation.note = self._with_history(
+                    fallback_note(self._note_request(escalation), "the LLM note was not ready in time")
+                )
         assert escalation.note is not None
         return escalation.note
+
+    def _with_history(self, note: HandoffNote) -> HandoffNote:
+        """A returning customer's note opens with their last escalation, so the agent knows at once."""
+        cooling = self._state.context.cooling if self._state.context else None
+        escalation = self._state.escalation
+        if escalation is None or not escalation.returning or cooling is None or cooling.last_escalation_at is None:
+            return note
+        by = f", handled by {cooling.last_agent_id}" if cooling.last_agent_id else ""
+        history = f"Returning customer: escalated on {cooling.last_escalation_at:%Y-%m-%d}{by}. "
+        actions = [f"Route to {cooling.last_agent_id} if available", *note.recommended_actions]
+        return note.model_copy(
+            update={
+                "summary": history + note.summary,
+                "recommended_actions": actions if by else note.recommended_actions,
+            }
+        )
 
     async def _post_ticket(self, escalation: Escalation) -> None:
         assert self._policy is not None and escalation.note is not None
@@ -582,7 +709,7 @@ class ConversationWorkflow:
     async def _after_claim(self, escalation: Escalation) -> None:
         assert self._policy is not None and escalation.agent_id is not None and escalation.picked_up_at is not None
         cid = self._state.start.conversation_id
-        self._record_later(
+        self._in_background(
             "record_pickup",
             PickupRecord(
                 conversation_id=cid,
@@ -601,6 +728,8 @@ class ConversationWorkflow:
             )
         if escalation.paged:
             await self._effect("page_on_call", self._page("resolve"), "Resolve the on-call page")
+        if not escalation.async_channel:
+            self._report_operations("left_queue")
         agent = escalation.agent_name or "A member of our team"
         text = self._policy.templates.render("agent_joined", agent=agent)
         await self._say("agent_joined", text, f"{cid}:agent-joined:{escalation.message_id}")
@@ -614,7 +743,7 @@ class ConversationWorkflow:
         escalation.csat = request.csat
         escalation.handback = request.handback
         escalation.resolution_note = request.note
-        self._record_later(
+        self._in_background(
             "record_resolution",
             ResolutionRecord(
                 conversation_id=self._state.start.conversation_id,
@@ -624,6 +753,19 @@ class ConversationWorkflow:
                 necessary=request.necessary,
                 csat=request.csat,
                 handback=request.handback,
+            ),
+        )
+        assert escalation.resolved_at is not None
+        self._in_background(
+            "note_resolved_escalation",
+            ResolvedEscalation(
+                customer_id=self._state.start.customer_id,
+                conversation_id=self._state.start.conversation_id,
+                escalated_at=escalation.at,
+                resolved_at=escalation.resolved_at,
+                agent_id=escalation.agent_id,
+                queue=escalation.queue,
+                cooling_seconds=self._policy.cooling.period.total_seconds(),
             ),
         )
         if request.handback:
@@ -685,7 +827,7 @@ class ConversationWorkflow:
         self._policy = Policy.model_validate(setup.policy)
         self._state.policy_name = self._policy.name
         self._state.context = setup.context
-        self._record_later(
+        self._in_background(
             "record_conversation_start",
             ConversationStartRecord(
                 conversation_id=start.conversation_id,
@@ -721,11 +863,12 @@ class ConversationWorkflow:
             if escalation is not None:
                 escalation.undelivered.append(message_id)
 
-    def _record_later(self, activity: str, record: object) -> None:
-        """Write to the store in the background: no decision waits on the database, and every
-        record is awaited before the run ends (upserts make retries and order harmless)."""
+    def _in_background(self, activity: str, arg: object) -> None:
+        """Side effects no decision waits on (store records, reports, pages): started now, all
+        awaited before the run ends. Each is an idempotent upsert or keyed send, so order is harmless."""
         self._records = [t for t in self._records if not t.done()]
-        self._records.append(asyncio.create_task(self._effect(activity, record, "Record for reporting")))
+        summary = {"page_on_call": "Page on-call"}.get(activity, activity.replace("_", " ").capitalize())
+        self._records.append(asyncio.create_task(self._effect(activity, arg, summary)))
 
     async def _flush_records(self) -> None:
         while self._records:

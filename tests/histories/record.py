@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -21,6 +22,7 @@ from baton.binaries import test_server
 from baton.client import close, handle, send_message
 from baton.messages import ConversationStart, CustomerFacts, MessageIn
 from baton.settings import Settings
+from policies import load_policy
 from store.database import migrate_async
 from worker.wiring import build_worker
 from workflows import search_attributes
@@ -46,7 +48,10 @@ async def record(path: Path) -> None:
         scratch = Path(tempfile.mkdtemp(prefix="baton-record-"))
         store_url = f"sqlite+aiosqlite:///{scratch / 'baton.db'}"
         await migrate_async(store_url)
-        settings = Settings(task_queue="record-history", database_url=store_url)
+        # Always open, so the recording does not depend on the hour it is made at.
+        policy = load_policy("default").model_copy(update={"hours": None})
+        (scratch / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
+        settings = Settings(task_queue="record-history", database_url=store_url, policy=str(scratch / "policy.yaml"))
         start = ConversationStart(
             conversation_id="history-1",
             customer_id="cus_recorded",

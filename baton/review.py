@@ -1,0 +1,285 @@
+"""`baton review`: draw a month's escalations for a false-positive review, and record the reviewers' verdicts.
+
+The sample is stratified by trigger: triggers take turns, the rarest first, each giving its next escalation
+not drawn yet (in an order shuffled with the seed), so that a trigger that fired twice in the month is
+reviewed as surely as one that fired two hundred times. An escalation with several triggers can be drawn for
+any of them, and is drawn once. The same store, month, size and seed always give the same sample.
+
+A verdict goes to ``review_labels`` (one per escalation and reviewer; labelling again replaces it) and
+overrides the agent's disposition in `baton report` (the newest label wins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from baton.report import (
+    NO_TRIGGER,
+    UNKNOWN,
+    EscalationFacts,
+    Month,
+    ReportError,
+    check_sqlite_exists,
+    check_store,
+    load_months,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+DEFAULT_SEED = 0
+
+
+class UnknownEscalationError(ReportError):
+    def __init__(self, escalation_id: str) -> None:
+        super().__init__(f"no escalation with id {escalation_id!r} (ids look like <conversation_id>:<message_id>)")
+        self.escalation_id = escalation_id
+
+
+@dataclass(frozen=True)
+class Drawn:
+    escalation: EscalationFacts
+    stratum: str  # the trigger it was drawn for
+
+
+def stratified_sample(escalations: Sequence[EscalationFacts], n: int, seed: int = DEFAULT_SEED) -> list[Drawn]:
+    """Up to ``n`` escalations, round-robin across triggers (rarest first), deterministic for a seed."""
+    strata: dict[str, list[EscalationFacts]] = defaultdict(list)
+    for e in escalations:
+        for trigger in e.triggers or (NO_TRIGGER,):
+            strata[trigger].append(e)
+    rng = random.Random(seed)
+    for trigger in sorted(strata):
+        members = sorted(strata[trigger], key=lambda e: e.id)
+        rng.shuffle(members)
+        strata[trigger] = members
+    order = sorted(strata, key=lambda t: (len(strata[t]), t))
+    position = dict.fromkeys(order, 0)
+    drawn: list[Drawn] = []
+    seen: set[str] = set()
+    while len(drawn) < n:
+        progressed = False
+        for trigger in order:
+            if len(drawn) >= n:
+                break
+            members = strata[trigger]
+            while position[trigger] < len(members) and members[position[trigger]].id in seen:
+                position[trigger] += 1
+            if position[trigger] < len(members):
+                escalation = members[position[trigger]]
+                position[trigger] += 1
+                seen.add(escalation.id)
+                drawn.append(Drawn(escalation, trigger))
+                progressed = True
+        if not progressed:
+            break
+    return drawn
+
+
+async def month_escalations(session: AsyncSession, month: Month) -> list[EscalationFacts]:
+    """The escalations of the conversations that started in ``month``, with their newest review label."""
+    data = (await load_months(session, [month]))[month]
+    segments = {c.conversation_id: c.segment for c in data.conversations}
+    for e in data.escalations:
+        e.segment = e.segment or segments.get(e.conversation_id)
+    return data.escalations
+
+
+async def sample(
+    url: str,
+    month: Month,
+    n: int,
+    seed: int = DEFAULT_SEED,
+    unreviewed: bool = False,
+    engine: AsyncEngine | None = None,
+) -> list[Drawn]:
+    from store.database import create_engine, session_factory
+
+    own = engine is None
+    if own:
+        check_sqlite_exists(url)
+        engine = create_engine(url)
+    assert engine is not None
+    try:
+        await check_store(engine)
+        async with session_factory(engine)() as session:
+            escalations = await month_escalations(session, month)
+    finally:
+        if own:
+            await engine.dispose()
+    if unreviewed:
+        escalations = [e for e in escalations if e.review is None]
+    return stratified_sample(escalations, n, seed)
+
+
+async def label(
+    url: str,
+    escalation_id: str,
+    necessary: bool,
+    reviewer: str,
+    note: str | None = None,
+    now: datetime | None = None,
+    engine: AsyncEngine | None = None,
+) -> bool | None:
+    """Record a reviewer's verdict; returns the agent's disposition. Raises UnknownEscalationError."""
+    from store.database import create_engine, session_factory
+    from store.models import Escalation
+    from store.records import ReviewLabelRecord, record_review_label
+
+    own = engine is None
+    if own:
+        check_sqlite_exists(url)
+        engine = create_engine(url)
+    assert engine is not None
+    try:
+        await check_store(engine)
+        async with session_factory(engine).begin() as session:
+            escalation = await session.get(Escalation, escalation_id)
+            if escalation is None:
+                raise UnknownEscalationError(escalation_id)
+            await record_review_label(
+                session,
+                ReviewLabelRecord(
+                    escalation_id=escalation_id,
+                    reviewer=reviewer,
+                    necessary=necessary,
+                    note=note,
+                    labelled_at=now or datetime.now(UTC),
+                ),
+            )
+            return escalation.necessary
+    finally:
+        if own:
+            await engine.dispose()
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def sample_record(d: Drawn) -> dict[str, Any]:
+    e = d.escalation
+    return {
+        "id": e.id,
+        "escalated_at": e.escalated_at.isoformat() if e.escalated_at else None,
+        "segment": e.segment,
+        "urgency": e.urgency,
+        "triggers": list(e.triggers),
+        "drawn_for": d.stratum,
+        "agent_necessary": e.necessary,
+        "csat": e.csat,
+        "review_necessary": e.review,
+        "reviewer": e.reviewer,
+    }
+
+
+def sample_table(drawn: Sequence[Drawn], month: Month, total: int | None = None) -> str:
+    headers = ["id", "escalated (UTC)", "segment", "urgency", "triggers", "drawn for", "agent", "CSAT", "review"]
+    rows = [
+        [
+            d.escalation.id,
+            d.escalation.escalated_at.strftime("%Y-%m-%d %H:%M") if d.escalation.escalated_at else "-",
+            d.escalation.segment or UNKNOWN,
+            d.escalation.urgency or "-",
+            ",".join(d.escalation.triggers) or NO_TRIGGER,
+            d.stratum,
+            _yes_no(d.escalation.necessary),
+            "-" if d.escalation.csat is None else str(d.escalation.csat),
+            _yes_no(d.escalation.review),
+        ]
+        for d in drawn
+    ]
+    widths = [max(len(x) for x in column) for column in zip(headers, *rows, strict=True)]
+    lines = [f"Review sample: {len(drawn)} escalations of {month.title}, stratified by trigger"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [headers]]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.append("")
+    lines.append("Record a verdict: baton review label <id> --necessary yes|no [--note TEXT] [--reviewer NAME]")
+    return "\n".join(lines)
+
+
+# --- the commands ---------------------------------------------------------------------------------------------
+
+
+def default_reviewer() -> str:
+    try:
+        return getpass.getuser() or "reviewer"
+    except Exception:  # no login name in some containers
+        return "reviewer"
+
+
+def yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("yes", "y", "true"):
+        return True
+    if value in ("no", "n", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"yes or no, not {text!r}")
+
+
+def _store_error(url: str, err: Exception) -> int:
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    print(f"error: cannot use the store at {shown}: {type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
+    return 2
+
+
+def run_sample_command(args: argparse.Namespace, database_url: str) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if args.n < 1:
+        print("error: --n must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        drawn = asyncio.run(sample(database_url, args.month, args.n, args.seed, args.unreviewed))
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, OSError) as err:
+        return _store_error(database_url, err)
+    if args.format == "json":
+        print(json.dumps([sample_record(d) for d in drawn], indent=2))
+    else:
+        print(sample_table(drawn, args.month))
+    if len(drawn) < args.n:
+        print(f"note: only {len(drawn)} escalations to draw from in {args.month}", file=sys.stderr)
+    return 0
+
+
+def run_label_command(args: argparse.Namespace, database_url: str) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    reviewer = args.reviewer or default_reviewer()
+    try:
+        agent = asyncio.run(label(database_url, args.escalation_id, args.necessary, reviewer, args.note))
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        print(f"error: {problems}", file=sys.stderr)
+        return 2
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, OSError) as err:
+        return _store_error(database_url, err)
+    print(
+        f"{args.escalation_id}: necessary={_yes_no(args.necessary)} by {reviewer}"
+        f" (agent's disposition: {_yes_no(agent)})"
+    )
+    return 0
