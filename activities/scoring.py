@@ -207,10 +207,9 @@ def _clause_hits(pattern: re.Pattern[str], clauses: list[str], negatable: bool =
 
 
 def _human_request(text: str, clauses: list[str]) -> bool:
-    lowered = text.lower().strip()
-    if PRODUCT_QUESTION.match(lowered) and not FIRST_PERSON_ASK.search(lowered):
-        return False
     for clause in clauses:
+        if PRODUCT_QUESTION.match(clause) and not FIRST_PERSON_ASK.search(clause):
+            continue  # a question about the product ("does your bot route chats to a human?")
         tokens = _TOKEN.findall(clause)
         noun_at = next((i for i, w in enumerate(tokens) if w in HUMAN_NOUNS), None)
         if noun_at is None:
@@ -219,7 +218,11 @@ def _human_request(text: str, clauses: list[str]) -> bool:
             continue
         if _negated_tokens(tokens, noun_at):
             continue
-        imperative = bool(tokens) and tokens[0] in REQUEST_VERBS
+        # "please put me through...", "could you connect me...": politeness before the verb.
+        head = tokens[1:] if tokens and tokens[0] in ("please", "pls", "kindly") else tokens
+        if len(head) > 2 and head[0] in ("can", "could", "would", "will") and head[1] == "you":
+            head = head[2:]
+        imperative = bool(head) and head[0] in REQUEST_VERBS
         asked = bool(FIRST_PERSON_ASK.search(" ".join(tokens[: noun_at + 1])))
         bare = len(tokens) <= 3  # "human please", "agent!", "a real person"
         if imperative or asked or bare or "is there" in clause or "any " in clause:

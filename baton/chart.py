@@ -1,8 +1,9 @@
 """`baton report --chart FILE.png`: one slide-ready picture of the month, drawn from the report's JSON.
 
 Three panels share the groups of the report (``--by``), with "All" first: the escalation rate, the
-escalation accuracy and the post-escalation CSAT, each as this month's bar beside last month's. Drawn with
-matplotlib's Agg backend: no display needed.
+escalation accuracy (with how many escalations were judged) and the post-escalation CSAT against the
+month's overall CSAT, each as this month's bar beside last month's. Drawn with matplotlib's Agg backend:
+no display needed.
 """
 
 from __future__ import annotations
@@ -17,62 +18,85 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from baton.report import Month
 
 MAX_GROUPS = 8  # the groups with the most escalations; more would not read on a slide
 THIS_MONTH = "#1f5fa8"
 LAST_MONTH = "#b9c7d8"
+OVERALL = "#c0392b"
 TEXT = "#333333"
+MUTED = "#666666"
+PERCENT_TICKS = (0, 25, 50, 75, 100)
 
 
 def _label(name: str) -> str:
     return name.replace("_", " ")
 
 
+def _annotate(ax: Axes, bars: Any, values: Sequence[float | None], labels: Sequence[str], horizontal: bool) -> None:
+    for bar, value, text in zip(bars, values, labels, strict=True):
+        if horizontal:
+            anchor, offset, ha, va = (bar.get_width(), bar.get_y() + bar.get_height() / 2), (3, 0), "left", "center"
+        else:
+            anchor, offset, ha, va = (bar.get_x() + bar.get_width() / 2, bar.get_height()), (0, 2), "center", "bottom"
+        ax.annotate(
+            text,
+            anchor,
+            xytext=offset,
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontsize=7.5,
+            color=TEXT if value is not None else MUTED,
+        )
+
+
 def _bars(
     ax: Axes,
-    names: Sequence[str],
+    ticks: Sequence[str],
     now: Sequence[float | None],
     before: Sequence[float | None],
     title: str,
     fmt: str,
     limit: float,
-    months: tuple[str, str],
+    horizontal: bool = False,
+    now_suffixes: Sequence[str] | None = None,
+    value_ticks: Sequence[float] | None = None,
 ) -> None:
-    width = 0.38
-    xs = range(len(names))
-    for offset, values, colour, label in (
-        (-width / 2, before, LAST_MONTH, months[1]),
-        (width / 2, now, THIS_MONTH, months[0]),
+    """This month's bar beside last month's for each group; vertical, or horizontal for many or long names."""
+    width, gap = 0.36, 0.03
+    positions = range(len(ticks))
+    now_suffixes = now_suffixes or [""] * len(ticks)
+    for offset, values, colour, suffixes in (
+        (-(width + gap) / 2, before, LAST_MONTH, [""] * len(ticks)),
+        ((width + gap) / 2, now, THIS_MONTH, now_suffixes),
     ):
+        where = [p + offset for p in positions]
         heights = [v or 0.0 for v in values]
-        bars = ax.bar([x + offset for x in xs], heights, width, color=colour, label=label)
-        for bar, value in zip(bars, values, strict=True):
-            text = "n/a" if value is None else fmt.format(value)
-            ax.annotate(
-                text,
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=7.5,
-                color=TEXT,
-            )
-    ax.set_title(title, fontsize=11, color=TEXT, loc="left")
-    ax.set_xticks(
-        list(xs),
-        [_label(n) for n in names],
-        rotation=30 if len(names) > 4 else 0,
-        ha="right" if len(names) > 4 else "center",
-        fontsize=9,
-    )
-    ax.set_ylim(0, limit)
-    ax.tick_params(axis="y", labelsize=8, colors=TEXT)
-    for side in ("top", "right"):
+        bars = (
+            ax.barh(where, heights, width, color=colour) if horizontal else ax.bar(where, heights, width, color=colour)
+        )
+        labels = [("n/a" if v is None else fmt.format(v)) + suffix for v, suffix in zip(values, suffixes, strict=True)]
+        _annotate(ax, bars, values, labels, horizontal)
+    ax.set_title(title, fontsize=11, color=TEXT, loc="left", pad=10)
+    value_axis, group_axis = ("x", "y") if horizontal else ("y", "x")
+    if horizontal:
+        ax.set_yticks(list(positions), ticks, fontsize=9)
+        ax.set_xlim(0, limit)
+        ax.invert_yaxis()  # "All" on top
+    else:
+        ax.set_xticks(list(positions), ticks, fontsize=9)
+        ax.set_ylim(0, limit)
+    if value_ticks is not None:
+        (ax.set_xticks if horizontal else ax.set_yticks)(list(value_ticks))
+    ax.tick_params(axis=value_axis, labelsize=8, colors=MUTED)
+    ax.tick_params(axis=group_axis, colors=TEXT, length=0)
+    for side in ("top", "right", "bottom" if horizontal else "left"):
         ax.spines[side].set_visible(False)
-    ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
+    ax.grid(axis=value_axis, color="#e8e8e8", linewidth=0.8)
     ax.set_axisbelow(True)
 
 
@@ -82,59 +106,58 @@ def render_chart(report: Mapping[str, Any], path: str | Path) -> Path:
     overall = report["overall"]
     groups = sorted(report["groups"], key=lambda g: -g["escalations"])[:MAX_GROUPS]
     blocks: list[Mapping[str, Any]] = [overall, *groups]
-    names = ["All", *(g["group"] for g in groups)]
+    names = ["All", *(_label(g["group"]) for g in groups)]
+    horizontal = len(names) > 5 or max(len(n) for n in names) > 12
 
     def series(name: str, scale: float = 1.0) -> tuple[list[float | None], list[float | None]]:
         now = [None if b[name] is None else b[name] * scale for b in blocks]
         before = [None if b["previous"][name] is None else b["previous"][name] * scale for b in blocks]
         return now, before
 
-    months = (month.short, previous.short)
-    fig, axes = plt.subplots(1, 3, figsize=(13.33, 5.2), dpi=150)
+    height = max(5.4, 2.4 + 0.5 * len(names)) if horizontal else 5.4
+    fig, axes = plt.subplots(1, 3, figsize=(13.33, height), dpi=150, sharey=horizontal)
     rate_now, rate_before = series("escalation_rate", 100)
     top = max([v for v in rate_now + rate_before if v is not None] or [0.0])
-    _bars(
-        axes[0],
-        names,
-        rate_now,
-        rate_before,
-        "Escalation rate (% of conversations)",
-        "{:.0f}%",
-        max(10.0, top * 1.2),
-        months,
-    )
+    rate_title = "Escalation rate (% of conversations)"
+    _bars(axes[0], names, rate_now, rate_before, rate_title, "{:.0f}", max(10.0, top * 1.18), horizontal)
     acc_now, acc_before = series("escalation_accuracy", 100)
-    _bars(axes[1], names, acc_now, acc_before, "Escalation accuracy (% judged necessary)", "{:.0f}%", 115, months)
+    acc_title = "Escalation accuracy (% judged necessary)"
+    if horizontal:  # the number judged goes beside this month's bar
+        judged = [f" ({b['judged']} judged)" for b in blocks]
+        _bars(axes[1], names, acc_now, acc_before, acc_title, "{:.0f}", 135, horizontal, judged, PERCENT_TICKS)
+    else:  # or under the group's name
+        ticks = [f"{n}\n{b['judged']} judged" for n, b in zip(names, blocks, strict=True)]
+        _bars(axes[1], ticks, acc_now, acc_before, acc_title, "{:.0f}", 112, value_ticks=PERCENT_TICKS)
     csat_now, csat_before = series("post_escalation_csat")
-    _bars(axes[2], names, csat_now, csat_before, "Post-escalation CSAT (1 to 5)", "{:.1f}", 5.75, months)
+    _bars(axes[2], names, csat_now, csat_before, "Post-escalation CSAT (1 to 5)", "{:.1f}", 5.6, horizontal)
+    handles = [Patch(color=LAST_MONTH, label=previous.short), Patch(color=THIS_MONTH, label=month.short)]
     if overall["overall_csat"] is not None:
-        axes[2].axhline(overall["overall_csat"], color="#c0392b", linewidth=1, linestyle="--")
-        axes[2].annotate(
-            f"overall CSAT {overall['overall_csat']:.2f}",
-            (len(names) - 0.5, overall["overall_csat"]),
-            xytext=(0, 3),
-            textcoords="offset points",
-            ha="right",
-            fontsize=8,
-            color="#c0392b",
-        )
-    axes[0].legend(frameon=False, fontsize=9, loc="upper right")
+        line = axes[2].axvline if horizontal else axes[2].axhline
+        line(overall["overall_csat"], color=OVERALL, linewidth=1.2, linestyle="--")
+        label = f"overall CSAT, {month.short}: {overall['overall_csat']:.2f}"
+        handles.append(Line2D([], [], color=OVERALL, linestyle="--", label=label))
+    fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.995, 0.99), frameon=False, fontsize=9)
 
     by = report["by"]
-    fig.suptitle(f"Escalations by {by}: {month.title} vs {previous.title}", fontsize=15, color=TEXT, x=0.01, ha="left")
+    title = f"Escalations by {by}: {month.title} vs {previous.title}"
+    fig.suptitle(title, fontsize=15, color=TEXT, x=0.01, y=0.975, ha="left")
     summary = (
         f"{overall['conversations']} conversations, {overall['escalated_conversations']} escalated"
         f" ({_pct(overall['escalation_rate'])}, was {_pct(overall['previous']['escalation_rate'])});"
         f" accuracy {_pct(overall['escalation_accuracy'])} of {overall['judged']} judged;"
-        f" abandonment {_pct(overall['abandonment_rate'])}"
+        f" abandonment {_pct(overall['abandonment_rate'])} (was {_pct(overall['previous']['abandonment_rate'])})"
     )
+    top_margin = 1 - 0.62 / height  # title, summary and legend take the same inches whatever the height
+    fig.text(0.01, top_margin + 0.1 / height, summary, fontsize=10, color=MUTED, ha="left")
+    footer = [f["message"].split(";")[0].split(":")[0].rstrip(".") for f in report["flags"]][:3]
+    lines = []
+    if footer:
+        lines.append(("Flagged: " + "; ".join(footer), OVERALL))
     if by == "trigger":
-        summary += "; an escalation counts under every trigger that fired"
-    fig.text(0.01, 0.905, summary, fontsize=10, color="#555555", ha="left")
-    flagged = [f["message"].split(";")[0].split(":")[0] for f in report["flags"]][:2]
-    if flagged:
-        fig.text(0.01, 0.015, "Flagged: " + "; ".join(flagged), fontsize=9, color="#c0392b", ha="left")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.89))
+        lines.append(("An escalation counts under every trigger that fired.", MUTED))
+    for i, (text, colour) in enumerate(reversed(lines)):
+        fig.text(0.01, (0.08 + 0.2 * i) / height, text, fontsize=9, color=colour, ha="left")
+    fig.tight_layout(rect=(0, (0.12 + 0.2 * len(lines)) / height, 1, top_margin - 0.05 / height))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", facecolor="white")

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-TEMPORAL_COMMANDS = ("replay", "export", "worker", "gateway", "dev")
+TEMPORAL_COMMANDS = ("replay", "export", "worker", "gateway", "dev", "incident")
 
 
 def _policy_check(args: argparse.Namespace) -> int:
@@ -61,6 +61,37 @@ def _f1_drop(value: str) -> float:
     if not 0.0 <= drop <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return drop
+
+
+def _incident(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from baton import client as baton_client
+    from baton.messages import Incident
+    from baton.settings import get_settings
+    from worker.wiring import connect
+
+    settings = get_settings()
+
+    async def run() -> int:
+        client = await connect(settings)
+        try:
+            if args.incident_command == "declare":
+                incident = Incident(description=args.description, declared_by=args.by)
+                status = await baton_client.declare_incident(client, settings.task_queue, incident)
+            elif args.incident_command == "end":
+                status = await baton_client.end_incident(client, settings.task_queue, args.by)
+            else:
+                status = await baton_client.operations_status(client, settings.task_queue)
+        except WorkflowUpdateFailedError as err:
+            print(getattr(err.cause, "message", None) or str(err.cause or err), file=sys.stderr)
+            return 1
+        print(status.model_dump_json(indent=2))
+        return 0
+
+    return asyncio.run(run())
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -290,9 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", required=True, metavar="DATE", help="first start time included")
     export.add_argument("--until", default=None, metavar="DATE", help="start times before this (default: now)")
     export.add_argument(
-        "--include-open", action="store_true", help="also export conversations still running (never labelled false)"
+        "--include-open",
+        action="store_true",
+        help="also export conversations still running (labelled only from dispositions)",
     )
     export.set_defaults(func=_export)
+
+    incident = sub.add_parser("incident", help="declare or end an incident (a surge), or show operations status")
+    incident_sub = incident.add_subparsers(dest="incident_command", required=True)
+    declare = incident_sub.add_parser("declare", help="start a surge now, with a description customers will see")
+    declare.add_argument("description")
+    declare.add_argument("--by", default="operator", help="who declares it")
+    end = incident_sub.add_parser("end", help="end the declared incident")
+    end.add_argument("--by", default="operator")
+    incident_sub.add_parser("status", help="surge state, waiting conversations, escalation rate")
+    incident.set_defaults(func=_incident)
 
     sub.add_parser("worker", help="run the conversation worker").set_defaults(func=_worker)
     sub.add_parser("gateway", help="run the HTTP gateway for chat backends").set_defaults(func=_gateway)
@@ -308,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     # Logs go to stderr; stdout carries command output (replay records, tables).
-    quiet = args.command in ("replay", "export", "policy")
+    quiet = args.command in ("replay", "export", "policy", "report", "review", "db")
     configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
     if args.command in TEMPORAL_COMMANDS:
         configure_temporal_runtime()

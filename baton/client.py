@@ -21,14 +21,19 @@ from baton.messages import (
     ConversationStart,
     ConversationState,
     Decision,
+    Incident,
     MessageIn,
+    OperationsState,
+    OperationsStatus,
     Phase,
     PickupRequest,
     PickupResult,
     ResolveRequest,
+    SurgeThresholds,
 )
 from workflows import search_attributes as sa
 from workflows.conversation import ConversationWorkflow
+from workflows.operations import OperationsWorkflow, operations_workflow_id
 
 
 class ConversationClosedError(Exception):
@@ -111,3 +116,38 @@ async def resolve(client: Client, conversation_id: str, request: ResolveRequest)
     return await handle(client, conversation_id).execute_update(
         ConversationWorkflow.resolve, request, result_type=ConversationState
     )
+
+
+def _operations_start(task_queue: str, thresholds: SurgeThresholds | None = None) -> WithStartWorkflowOperation:
+    return WithStartWorkflowOperation(
+        OperationsWorkflow.run,
+        OperationsState(thresholds=thresholds or SurgeThresholds()),
+        id=operations_workflow_id(task_queue),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary="Support operations: surge and incidents",
+    )
+
+
+async def declare_incident(client: Client, task_queue: str, incident: Incident) -> OperationsStatus:
+    """An operator declares an incident: a surge starts at once, for live and new conversations."""
+    return await client.execute_update_with_start_workflow(
+        OperationsWorkflow.declare_incident, incident, start_workflow_operation=_operations_start(task_queue)
+    )
+
+
+async def end_incident(client: Client, task_queue: str, declared_by: str = "operator") -> OperationsStatus:
+    return await client.get_workflow_handle(operations_workflow_id(task_queue)).execute_update(
+        OperationsWorkflow.end_incident, declared_by, result_type=OperationsStatus
+    )
+
+
+async def operations_status(client: Client, task_queue: str) -> OperationsStatus:
+    try:
+        return await client.get_workflow_handle(operations_workflow_id(task_queue)).query(
+            OperationsWorkflow.status, result_type=OperationsStatus
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return OperationsStatus()
+        raise

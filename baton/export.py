@@ -96,18 +96,12 @@ def parse_when(value: str) -> datetime:
 
 
 def _iso(when: datetime) -> str:
+    """UTC with microseconds and a Z: the visibility query's format, and one that sorts as text."""
     return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _visibility_time(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def visibility_query(since: datetime, until: datetime, *, include_open: bool = False) -> str:
-    query = (
-        f"WorkflowType = '{WORKFLOW_TYPE}' AND StartTime >= '{_visibility_time(since)}' "
-        f"AND StartTime < '{_visibility_time(until)}'"
-    )
+    query = f"WorkflowType = '{WORKFLOW_TYPE}' AND StartTime >= '{_iso(since)}' AND StartTime < '{_iso(until)}'"
     return query if include_open else query + " AND ExecutionStatus != 'Running'"
 
 
@@ -204,7 +198,7 @@ class _NotInWindowError(Exception):
 
 
 class _QueryTimedOutError(Exception):
-    pass
+    """No worker answered the state query in time."""
 
 
 class _SkipError(Exception):
@@ -235,7 +229,8 @@ async def _read(client: Client, candidate: _Candidate, include_open: bool, query
     try:
         state = await handle.query("state", result_type=ConversationState, rpc_timeout=query_timeout)
     except RPCError as err:
-        if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+        # The client's deadline passed, or the server gave up first because nothing polls the queue.
+        if err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED) or "no poller" in err.message:
             raise _QueryTimedOutError from err
         raise _SkipError(f"state query failed: {err}") from err
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError, ValueError) as err:
@@ -335,16 +330,19 @@ def write_jsonl(target: Path, lines: list[dict[str, Any]]) -> None:
         raise
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def summarize(result: ExportResult, target: str, since: datetime, until: datetime) -> str:
     labels = Counter(line["label"]["escalate"] for line in result.lines if "label" in line)
     lines = [
-        f"exported {len(result.lines)} conversations started {_visibility_time(since)} .. {_visibility_time(until)} "
-        f"to {target}",
+        f"exported {_count(len(result.lines), 'conversation')} started {_iso(since)} .. {_iso(until)} to {target}",
         f"labelled {result.labelled}: escalate {labels[True]}, no escalation {labels[False]}; "
         f"unlabelled {len(result.lines) - result.labelled}",
     ]
     if result.open_left_out:
-        lines.append(f"left out {len(result.open_left_out)} open conversations (--include-open exports them)")
+        lines.append(f"left out {_count(len(result.open_left_out), 'open conversation')} (--include-open exports them)")
     if result.skipped:
         reasons = Counter(s.reason for s in result.skipped)
         lines.append(f"skipped {len(result.skipped)}: " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))
@@ -401,7 +399,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         return 2
     if since >= until:
         print(
-            f"export: --since ({_visibility_time(since)}) must be before --until ({_visibility_time(until)})",
+            f"export: --since ({_iso(since)}) must be before --until ({_iso(until)})",
             file=sys.stderr,
         )
         return 2

@@ -29,7 +29,9 @@ from baton.messages import (
     ConversationState,
     CustomerFacts,
     Decision,
+    Incident,
     MessageIn,
+    OperationsStatus,
     PickupRequest,
     PickupResult,
     ResolveRequest,
@@ -296,6 +298,35 @@ def create_app(client: Client, settings: Settings, *, decision_timeout: float = 
         state = await agent_update(conversation_id, baton_client.resolve(client, conversation_id, request), "resolve")
         log.info("resolved", conversation_id=conversation_id, agent_id=request.agent_id, handback=request.handback)
         return state
+
+    @v1.post(
+        "/incidents",
+        response_model=OperationsStatus,
+        responses=_errors(503, 504),
+        summary="Declare an incident: a surge starts for live and new conversations",
+    )
+    async def declare(incident: Incident) -> OperationsStatus:
+        status_now = await agent_update(
+            "operations", baton_client.declare_incident(client, settings.task_queue, incident), "declare"
+        )
+        log.warning("incident_declared", declared_by=incident.declared_by)
+        return status_now
+
+    @v1.delete(
+        "/incidents/current",
+        response_model=OperationsStatus,
+        responses=_errors(409, 503, 504),
+        summary="End the declared incident",
+    )
+    async def end_current() -> OperationsStatus:
+        return await agent_update("operations", baton_client.end_incident(client, settings.task_queue), "end")
+
+    @v1.get("/operations", response_model=OperationsStatus, summary="Surge state and queue load")
+    async def operations() -> OperationsStatus:
+        try:
+            return await baton_client.operations_status(client, settings.task_queue)
+        except RPCError as err:
+            raise _unavailable(err) from err
 
     app.include_router(v1)
 

@@ -31,6 +31,7 @@ import csv
 import io
 import json
 import sys
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -497,7 +498,7 @@ def _pct(value: float | None, places: int = 1) -> str:
 def _change_text(previous: float | None, current: float | None) -> str:
     change = relative_change(previous, current)
     if change is None:
-        return "new" if previous == 0 and current else "n/a"
+        return "up from zero" if previous == 0 and current else "unchanged"
     return f"{'up' if change > 0 else 'down'} {abs(100 * change):.0f}%"
 
 
@@ -576,7 +577,7 @@ def flags(
       point at a product change (a release, an outage) or a policy change;
     - falling_with_abandonment: the rate fell while abandonment rose: customers may be giving up before
       reaching a human;
-    - falling: the rate fell with abandonment steady.
+    - falling: the rate fell and abandonment did not rise.
     """
     result = []
     abandonment_up = _moved(previous.get("abandonment_rate"), current.get("abandonment_rate"), threshold) and (
@@ -636,7 +637,7 @@ def flags(
                 flag |= {
                     "reading": "falling",
                     "message": (
-                        f"{flag['message']} with abandonment steady: fewer handoffs. Check that necessary "
+                        f"{flag['message']} and abandonment did not rise: fewer handoffs. Check that necessary "
                         "escalations were not lost (accuracy, CSAT) and whether a policy change raised thresholds."
                     ),
                 }
@@ -973,7 +974,10 @@ def to_table(result: Mapping[str, Any]) -> str:
 
     threshold = result["movement_threshold"]
     lines += ["", f"Month over month (flagged when a figure moves more than {100 * threshold:.0f}%)"]
-    lines += [f"  ! {flag['message']}" for flag in result["flags"]] or ["  nothing flagged"]
+    for flag in result["flags"]:
+        lines += textwrap.wrap(flag["message"], width=116, initial_indent="  ! ", subsequent_indent="    ")
+    if not result["flags"]:
+        lines.append("  nothing flagged")
 
     lines += ["", "Accuracy by trigger (an escalation counts under every trigger that fired)"]
     rows = [
@@ -992,9 +996,12 @@ def to_table(result: Mapping[str, Any]) -> str:
         ["trigger", "esc", "judged", "necessary", "precision", "late", "recommendation"], rows, right=(1, 2, 3, 4, 5)
     )
     evidence = [t["evidence"] for t in result["triggers"] if t["evidence"]]
-    lines += [f"  {e}" for e in evidence]
+    for line in evidence:
+        lines += textwrap.wrap(line, width=116, initial_indent="  ", subsequent_indent="    ")
 
-    lines += ["", "Notes"] + [f"  - {n}" for n in result["notes"]]
+    lines += ["", "Notes"]
+    for note in result["notes"]:
+        lines += textwrap.wrap(note, width=116, initial_indent="  - ", subsequent_indent="    ")
     return "\n".join(lines)
 
 
@@ -1047,6 +1054,10 @@ def run_report_command(args: argparse.Namespace, database_url: str) -> int:
     if args.chart:
         from baton.chart import render_chart
 
-        render_chart(result, args.chart)
+        try:
+            render_chart(result, args.chart)
+        except OSError as err:
+            print(f"error: cannot write the chart to {args.chart}: {err}", file=sys.stderr)
+            return 2
         print(f"chart written to {args.chart}", file=sys.stderr)
     return 0

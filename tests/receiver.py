@@ -10,14 +10,16 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from baton import webhooks
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -99,3 +101,17 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def until(
+    fetch: Callable[[], Awaitable[T]], predicate: Callable[[T], bool], timeout: float = 10.0, what: str = "condition"
+) -> T:
+    """Poll an async read (a query, a status) until its answer satisfies the predicate."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if predicate(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(0.05)

@@ -389,3 +389,17 @@ async def test_agent_pickup_message_and_resolve_over_http(http: httpx.AsyncClien
     again = await http.post(f"{url}/resolve", json={"agent_id": "alice", "necessary": True})
     assert again.status_code == 409 and "phase:" in again.text
     assert (await http.post(f"/v1/conversations/{_conversation()}/pickup", json={"agent_id": "a"})).status_code == 404
+
+
+async def test_operator_declares_and_ends_an_incident_over_http(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/v1/operations")).json()["surge"] is False
+    declared = await http.post("/v1/incidents", json={"description": "Payments API outage", "declared_by": "ops"})
+    assert declared.status_code == 200, declared.text
+    assert declared.json()["surge"] is True and declared.json()["reason"] == "incident"
+    assert (await http.get("/v1/operations")).json()["incident"]["description"] == "Payments API outage"
+    bad = await http.post("/v1/incidents", json={"description": ""})
+    assert bad.status_code == 422 and "description" in bad.text
+    ended = await http.delete("/v1/incidents/current")
+    assert ended.status_code == 200 and ended.json()["surge"] is False
+    again = await http.delete("/v1/incidents/current")
+    assert again.status_code == 409 and "incident: there is no declared incident" in again.text

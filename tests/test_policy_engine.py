@@ -10,6 +10,7 @@ from activities.scoring import score
 from baton.messages import (
     ConversationStart,
     ConversationState,
+    CoolingStatus,
     CustomerContext,
     CustomerFacts,
     Decision,
@@ -288,3 +289,19 @@ def test_engine_is_pure(policy: Policy) -> None:
     context = CustomerContext(customer_id="c", facts=MID)
     assert evaluate(policy, state, context, NOW, "m0") == evaluate(policy, state, context, NOW, "m0")
     assert state.model_dump() == before
+
+
+def test_returning_customer_within_cooling_escalates_sooner(policy: Policy) -> None:
+    texts = DISTINCT[:8]
+    state = ConversationState(start=ConversationStart(conversation_id="t", customer_id="c"))
+    for i, text in enumerate(texts):
+        entry = TranscriptEntry(message_id=f"m{i}", role="customer", text=text, at=NOW)
+        entry.signals = score(text)
+        state.transcript.append(entry)
+    cooling = CoolingStatus(customer_id="c", cooling_until=NOW + timedelta(hours=10), escalations_in_window=1)
+    returning = CustomerContext(customer_id="c", facts=MID, cooling=cooling)
+    expired = CustomerContext(customer_id="c", facts=MID, cooling=cooling.model_copy(update={"cooling_until": NOW}))
+    state.transcript = state.transcript[:5]
+    # 5 unresolved messages: under the standard 8, over 8 x 0.6 = 5 while cooling.
+    assert evaluate(policy, state, returning, NOW, "m4").action == "escalate"
+    assert evaluate(policy, state, expired, NOW, "m4").action == "continue"

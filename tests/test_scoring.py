@@ -15,6 +15,9 @@ INTENT_CASES = [
     ("Is there a real person I can talk to?", {Intent.HUMAN_REQUEST}),
     ("I don't want to wait, get me a human", {Intent.HUMAN_REQUEST}),
     ("connect me with a representative", {Intent.HUMAN_REQUEST}),
+    ("Please put me through to an agent", {Intent.HUMAN_REQUEST}),
+    ("Could you connect me with someone from billing?", {Intent.HUMAN_REQUEST}),
+    ("Is the service down? Nothing is loading, get me a human", {Intent.HUMAN_REQUEST}),
     # negation and mention are not requests
     ("I don't need a human, just tell me how to reset my password", set()),
     ("does your product route chats to a human agent?", set()),

@@ -139,10 +139,7 @@ class ConversationWorkflow:
             except TimeoutError:
                 assert step is not None
                 await self._run_step(step)
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        if self._note_task is not None:
-            await self._note_task
-        await self._flush_records()
+        await self._quiesce()
         if not self._closing:
             self._state.runs += 1
             workflow.continue_as_new(
@@ -175,6 +172,17 @@ class ConversationWorkflow:
         )
         await self._flush_records()
         return self._summary()
+
+    async def _quiesce(self) -> None:
+        """Wait until no handler, note or background effect is in flight. Awaiting one can let a new
+        update in, so check again until all are done in the same breath, then end or continue as new."""
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._note_task is not None:
+                await self._note_task
+            await self._flush_records()
+            if workflow.all_handlers_finished() and self._note_task is None and not self._records:
+                return
 
     def _should_stop(self) -> bool:
         return self._closing or workflow.info().is_continue_as_new_suggested()
@@ -247,17 +255,21 @@ class ConversationWorkflow:
         decision = evaluate(self._policy, state, state.context, workflow.now(), message.message_id)
         known = {t.id for t in state.triggers_fired}
         state.triggers_fired.extend(t for t in decision.triggers if t.id not in known)
-        if decision.action != "escalate":
+        incident_question = state.phase == Phase.BOT and is_incident_question(self._policy, message.text, signals)
+        if decision.action != "escalate" and not incident_question:
             return decision
         if state.phase == Phase.BOT:
+            # Asked only for escalations and incident questions, so ordinary messages pay nothing for it.
             operations = await self._operations_status()
-            if operations.surge and is_incident_question(self._policy, message.text, signals):
+            if operations.surge and incident_question:
                 # A general incident question in a surge: the bot triages and gives the status.
                 incident = operations.incident.description if operations.incident else None
                 decision.action, decision.urgency, decision.triggers = "continue", None, []
                 decision.surge = True
                 decision.customer_text = incident_text(self._policy, incident)
                 self._record(f"{message.message_id}:incident", "baton", decision.customer_text)
+                return decision
+            if decision.action != "escalate":
                 return decision
             await self._escalate(decision, surge=operations.surge)
             return decision
@@ -378,7 +390,6 @@ class ConversationWorkflow:
         )
 
     async def _operations_status(self) -> OperationsStatus:
-        """Asked only when a message would escalate, so ordinary messages pay nothing for it."""
         try:
             return await workflow.execute_local_activity(
                 "operations_status",

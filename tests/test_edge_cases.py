@@ -1,0 +1,314 @@
+"""The three situations that break escalation policies, end to end on the time-skipping server:
+nobody on shift, a surge, and a customer who comes back. Plus segments that change mid-conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from baton import client as baton
+from baton.messages import (
+    ConversationStart,
+    CoolingStatus,
+    CustomerFacts,
+    Incident,
+    MessageIn,
+    PickupRequest,
+    QueueEntry,
+    ResolveRequest,
+)
+from baton.settings import Settings
+from tests.conftest import server_binary
+from tests.receiver import WebhookReceiver, eventually, until
+from worker.wiring import build_worker
+from workflows import search_attributes
+from workflows.customer import CustomerWorkflow, customer_workflow_id
+from workflows.queue import QueueWorkflow, queue_workflow_id
+
+SECRET = "edge-secret"
+DISTINCT = [
+    "How do I export reports?",
+    "Where is the invoice for October?",
+    "Can teammates share dashboards?",
+    "Why is the mobile sync slow?",
+    "Which browsers do you support?",
+    "Does the API have rate limits?",
+    "How long is data retained?",
+    "Can I rename a workspace?",
+    "Is single sign-on available?",
+]
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A server of its own: these tests move the clock by weeks."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    await search_attributes.register(environment.client)
+    async with environment:
+        yield environment
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    async with WebhookReceiver(secret=SECRET) as r:
+        yield r
+
+
+def make_settings(task_queue: str, receiver: WebhookReceiver, policy: str = "policies/default.yaml") -> Settings:
+    return Settings(
+        task_queue=task_queue,
+        policy=policy,
+        webhook_secret=SECRET,
+        delivery_webhook_url=f"{receiver.url}/customer",
+        helpdesk_webhook_url=f"{receiver.url}/helpdesk",
+        oncall_webhook_url=f"{receiver.url}/oncall",
+    )
+
+
+@pytest.fixture
+async def worker(env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver) -> AsyncIterator[Settings]:
+    settings = make_settings(task_queue, receiver)
+    async with build_worker(env.client, settings):
+        yield settings
+
+
+def start(customer_id: str = "cus_midmarket", **facts: object) -> ConversationStart:
+    return ConversationStart(
+        conversation_id=f"e-{uuid.uuid4().hex[:10]}", customer_id=customer_id, customer=CustomerFacts(**facts)
+    )
+
+
+def msg(message_id: str, text: str) -> MessageIn:
+    return MessageIn(message_id=message_id, role="customer", text=text)
+
+
+async def move_clock_to(env: WorkflowEnvironment, moment: datetime) -> None:
+    now = await env.get_current_time()
+    assert moment > now, "the test server's clock only moves forward"
+    await env.sleep(moment - now)
+
+
+async def queue_entries(client: Client, queue: str, task_queue: str) -> list[QueueEntry]:
+    return await client.get_workflow_handle(queue_workflow_id(queue, task_queue)).query(
+        QueueWorkflow.entries, result_type=list[QueueEntry]
+    )
+
+
+# --- after hours ----------------------------------------------------------------------------------
+
+
+async def test_after_hours_across_a_holiday_and_a_weekend(
+    env: WorkflowEnvironment, worker: Settings, receiver: WebhookReceiver
+) -> None:
+    client, tq = env.client, worker.task_queue
+    # Thursday 24 December, 19:00 in London: closed; Friday 25th and Monday 28th are holidays.
+    await move_clock_to(env, datetime(2026, 12, 24, 19, 0, tzinfo=UTC))
+    conv = start()
+    decision = await baton.send_message(client, tq, conv, msg("m1", "I want to talk to a person"))
+    assert decision.action == "escalate" and decision.urgency == "immediate"
+    # The next opening plus the immediate SLA (3 minutes), in the team's time zone.
+    assert "Tuesday 29 December at 08:03 GMT" in decision.customer_text
+    assert "priority ticket" in decision.customer_text
+
+    await eventually(lambda: len(receiver.at("oncall")) == 1, what="the on-call page")
+    assert receiver.at("oncall")[0].body["action"] == "trigger"
+    await eventually(lambda: len(receiver.at("helpdesk")) == 1, what="the prioritised ticket")
+    assert receiver.at("helpdesk")[0].body["priority"] == "urgent"
+
+    # Writing again before the opening gets the status, not silence.
+    again = await baton.send_message(client, tq, conv, msg("m2", "hello? anyone?"))
+    assert again.action == "human" and "Tuesday 29 December at 08:03 GMT" in again.customer_text
+
+    # Over the weekend nothing is sent and nobody is queued.
+    await env.sleep(timedelta(days=4))  # Monday 28 December, 19:00: still the holiday
+    await asyncio.sleep(0.3)
+    assert [r.body["kind"] for r in receiver.at("customer")] == []
+    # At the opening the callback goes to the front of the queue, and the ladder starts from there.
+    await move_clock_to(env, datetime(2026, 12, 29, 8, 0, 30, tzinfo=UTC))
+    [entry] = await until(lambda: queue_entries(client, "support", tq), bool, what="the callback in the queue")
+    assert entry.callback and entry.boost == 2
+    await env.sleep(61)
+    await eventually(lambda: [r.body["kind"] for r in receiver.at("customer")] == ["wait_update"], what="update")
+    await baton.pickup(client, conv.conversation_id, PickupRequest(agent_id="alice"))
+    await eventually(lambda: len(receiver.at("oncall")) == 2, what="the page resolved at pickup")
+    assert receiver.at("oncall")[1].body["action"] == "resolve"
+
+
+async def test_queued_escalation_after_hours_pages_nobody(
+    env: WorkflowEnvironment, worker: Settings, receiver: WebhookReceiver
+) -> None:
+    # Saturday 5 December 2026 at noon in London.
+    await move_clock_to(env, datetime(2026, 12, 5, 12, 0, tzinfo=UTC))
+    decision = await baton.send_message(
+        env.client, worker.task_queue, start(), msg("m1", "I was charged twice, I want a refund")
+    )
+    assert decision.urgency == "queued"
+    # Monday 08:00 plus the queued SLA of 30 minutes.
+    assert "Monday 7 December at 08:30 GMT" in decision.customer_text
+    await eventually(lambda: len(receiver.at("helpdesk")) == 1, what="ticket")
+    assert receiver.at("helpdesk")[0].body["priority"] == "normal"
+    await asyncio.sleep(0.3)
+    assert receiver.at("oncall") == []
+
+
+async def test_enterprise_queue_is_staffed_at_weekends(env: WorkflowEnvironment, worker: Settings) -> None:
+    await move_clock_to(env, datetime(2026, 12, 5, 12, 0, tzinfo=UTC))  # Saturday noon: priority team on shift
+    decision = await baton.send_message(
+        env.client, worker.task_queue, start("cus_enterprise"), msg("m1", "I need to speak to someone")
+    )
+    assert "Expected wait" in decision.customer_text
+    [entry] = await queue_entries(env.client, "priority", worker.task_queue)
+    assert entry.urgency == "immediate"
+
+
+# --- surge ----------------------------------------------------------------------------------------
+
+
+async def test_declared_incident_keeps_incident_questions_with_the_bot(
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
+) -> None:
+    settings = make_settings(task_queue, receiver, policy=_always_open())
+    client = env.client
+    async with build_worker(client, settings):
+        status = await baton.declare_incident(client, task_queue, Incident(description="Login outage in the EU"))
+        assert status.surge and status.reason == "incident"
+        general = await baton.send_message(
+            client, task_queue, start(), msg("m1", "Is the service down? Nothing is loading, get me a human")
+        )
+        assert general.action == "continue" and general.surge
+        assert "Login outage in the EU" in general.customer_text
+        account = await baton.send_message(
+            client, task_queue, start(), msg("m1", "The outage double charged me, I want a refund")
+        )
+        assert account.action == "escalate" and not account.surge  # account-specific: still a person
+
+        ended = await baton.end_incident(client, task_queue)
+        assert not ended.surge
+        await asyncio.sleep(1.1)  # the workers' one-second status cache
+        after = await baton.send_message(
+            client, task_queue, start(), msg("m1", "Is the service down? Nothing is loading, get me a human")
+        )
+        assert after.action == "escalate" and after.urgency == "immediate"
+
+
+async def test_surge_by_queue_depth_starts_and_ends_with_the_queue(
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    policy = tmp_path / "small_team.yaml"
+    policy.write_text(Path(_always_open()).read_text().replace("queue_depth: 25", "queue_depth: 2"))
+    client = env.client
+    async with build_worker(client, make_settings(task_queue, receiver, policy=str(policy))):
+        waiting = [start(f"cus-{i}") for i in range(2)]
+        for conv in waiting:
+            await baton.send_message(client, task_queue, conv, msg("m1", "I want to speak to a person"))
+        status = await until(
+            lambda: baton.operations_status(client, task_queue), lambda s: s.waiting == 2, what="two waiting"
+        )
+        assert status.surge and status.reason == "queue_depth"
+        await asyncio.sleep(1.1)
+        kept = await baton.send_message(client, task_queue, start(), msg("m1", "is anyone else seeing an outage?"))
+        assert kept.surge and kept.action == "continue"
+        # Agents take the queue: the surge ends by itself.
+        for conv in waiting:
+            await baton.pickup(client, conv.conversation_id, PickupRequest(agent_id="alice"))
+        drained = await until(
+            lambda: baton.operations_status(client, task_queue), lambda s: s.waiting == 0, what="queue drained"
+        )
+        assert not drained.surge
+
+
+def _always_open() -> str:
+    import os
+
+    return os.environ["BATON_POLICY"]
+
+
+# --- escalation loops -------------------------------------------------------------------------------
+
+
+async def test_returning_customer_goes_back_to_the_same_agent_then_normal_after_the_window(
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
+) -> None:
+    client = env.client
+    async with build_worker(client, make_settings(task_queue, receiver, policy=_always_open())):
+        first = start("cus_smb")
+        await baton.send_message(client, task_queue, first, msg("m1", "I was double charged, refund please"))
+        await baton.pickup(client, first.conversation_id, PickupRequest(agent_id="alice", agent_name="Alice"))
+        await baton.resolve(client, first.conversation_id, ResolveRequest(agent_id="alice", necessary=True, csat=4))
+        await baton.close(client, first.conversation_id)
+        cooling = customer_workflow_id("cus_smb", task_queue)
+
+        async def cooling_status() -> CoolingStatus:
+            try:
+                return await client.get_workflow_handle(cooling).query(
+                    CustomerWorkflow.status, result_type=CoolingStatus
+                )
+            except RPCError:  # not started yet: the resolution is reported in the background
+                return CoolingStatus(customer_id="cus_smb")
+
+        for _ in range(100):
+            try:
+                if (await cooling_status()).last_agent_id == "alice":
+                    break
+            except Exception:
+                pass
+            await asyncio.sleep(0.05)
+        assert (await cooling_status()).escalations_in_window == 1
+
+        # Back the next day with a new conversation: sensitive handling, same team and agent.
+        await env.sleep(timedelta(days=1))
+        second = start("cus_smb")
+        decision = await baton.send_message(client, task_queue, second, msg("m1", "get me a human"))
+        assert decision.action == "escalate"
+        [entry] = await queue_entries(client, "billing", task_queue)
+        assert entry.conversation_id == second.conversation_id and entry.preferred_agent_id == "alice"
+        state = await baton.get_state(client, second.conversation_id)
+        assert state.context.cooling.active(state.escalation.at) and state.escalation.returning
+        result = await baton.pickup(client, second.conversation_id, PickupRequest(agent_id="alice"))
+        assert result.note.summary.startswith("Returning customer: escalated on ")
+        assert "handled by alice" in result.note.summary
+        # A second escalation inside one window pages a team lead.
+        await eventually(lambda: any(r.body["severity"] == "warning" for r in receiver.at("oncall")), what="lead")
+        await baton.resolve(client, second.conversation_id, ResolveRequest(agent_id="alice", necessary=True))
+        await baton.close(client, second.conversation_id)
+
+        # After the 48-hour window: normal handling again.
+        await env.sleep(timedelta(hours=49))
+        await asyncio.sleep(0.3)
+        third = start("cus_smb")
+        decision = await baton.send_message(client, task_queue, third, msg("m1", "get me a human"))
+        state = await baton.get_state(client, third.conversation_id)
+        assert not state.escalation.returning and state.escalation.queue == "support"
+
+
+# --- segments in time -------------------------------------------------------------------------------
+
+
+async def test_a_renewal_window_opening_mid_conversation_changes_the_decision(
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
+) -> None:
+    client = env.client
+    now = await env.get_current_time()
+    # Renewal 61 days out: just outside the 60-day window now, inside it in two days.
+    renewal = (now + timedelta(days=61)).date()
+    conv = start("cus_new", tier="mid_market", mrr=1500, renewal_date=renewal, account_created_at=date(2020, 1, 1))
+    async with build_worker(client, make_settings(task_queue, receiver, policy=_always_open())):
+        for i, text in enumerate(DISTINCT[:6]):
+            decision = await baton.send_message(client, task_queue, conv, msg(f"m{i}", text))
+            assert decision.action == "continue"  # 6 unresolved messages: under the standard threshold of 8
+        await env.sleep(timedelta(days=2))
+        decision = await baton.send_message(client, task_queue, conv, msg("m6", DISTINCT[6]))
+        assert decision.action == "escalate"
+        assert [t.id for t in decision.triggers] == ["unresolved_conversation"]
+        assert "threshold 6" in decision.triggers[0].detail  # 8 x 0.8 for the renewal window
