@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from baton.logging import configure_temporal_runtime
 from baton.settings import Settings
 from store.database import migrate
 from worker.wiring import build_worker
@@ -90,6 +91,8 @@ def always_open_policy() -> Path:
 
 
 os.environ["BATON_POLICY"] = str(always_open_policy())
+# The Temporal core's logs go through Python logging (and its known test-server noise is dropped).
+configure_temporal_runtime()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -949,7 +949,13 @@ class ConversationWorkflow:
         e = s.escalation
         if e is not None:
             fired = ", ".join(f"`{t.id}` ({t.detail})" for t in e.triggers)
-            lines.append(f"**Escalated** {e.urgency} at {e.at:%Y-%m-%d %H:%M:%S} UTC to queue `{e.queue}`: {fired}")
+            context = [n for n, on in (("during a surge", e.surge), ("returning customer", e.returning)) if on]
+            if e.after_hours and e.callback_by is not None:
+                context.append(f"after hours, callback by {e.callback_by:%Y-%m-%d %H:%M} UTC")
+            lines.append(
+                f"**Escalated** {e.urgency} at {e.at:%Y-%m-%d %H:%M:%S} UTC to queue `{e.queue}`: {fired}"
+                + (f" ({'; '.join(context)})" if context else "")
+            )
             if e.agent_id is not None and e.picked_up_at is not None:
                 waited = int((e.picked_up_at - e.at).total_seconds())
                 lines.append(f"**Owner:** agent `{e.agent_id}`, picked up after {waited // 60} min {waited % 60} s.")
