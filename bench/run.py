@@ -20,6 +20,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -48,6 +49,7 @@ from baton.messages import (
 )
 from baton.settings import Settings
 from bench.echo_workflow import EchoWorkflow
+from store.database import migrate_async
 from worker.wiring import build_worker
 from workflows import search_attributes
 
@@ -415,7 +417,10 @@ async def main(argv: list[str] | None = None) -> dict:
         client = env.client
         server = (await client.workflow_service.get_system_info(GetSystemInfoRequest())).server_version or "?"
         queues = {BATON: f"bench-baton-{uuid.uuid4().hex[:6]}", ECHO: f"bench-echo-{uuid.uuid4().hex[:6]}"}
-        baton_worker = build_worker(client, Settings(task_queue=queues[BATON]))
+        # A scratch store, migrated like the worker does at start: records are part of the cost measured.
+        store_url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='baton-bench-')) / 'baton.db'}"
+        await migrate_async(store_url)
+        baton_worker = build_worker(client, Settings(task_queue=queues[BATON], database_url=store_url))
         echo_worker = Worker(client, task_queue=queues[ECHO], workflows=[EchoWorkflow])
         async with baton_worker, echo_worker:
             bench = Bench(client, queues)

@@ -158,6 +158,19 @@ class ConversationWorkflow:
         self._state.phase = Phase.CLOSED
         self._publish()
         state = self._state
+        # The conversation's row is written when it ends (escalations create it earlier if needed):
+        # a record at the start would put a database write on every conversation's first message.
+        self._in_background(
+            "record_conversation_start",
+            ConversationStartRecord(
+                conversation_id=state.start.conversation_id,
+                customer_id=state.start.customer_id,
+                channel=state.start.channel,
+                started_at=state.transcript[0].at if state.transcript else workflow.info().start_time,
+                tier=state.context.facts.tier if state.context else None,
+                policy_name=state.policy_name,
+            ),
+        )
         self._in_background(
             "record_conversation_end",
             ConversationEndRecord(
@@ -838,17 +851,6 @@ class ConversationWorkflow:
         self._policy = Policy.model_validate(setup.policy)
         self._state.policy_name = self._policy.name
         self._state.context = setup.context
-        self._in_background(
-            "record_conversation_start",
-            ConversationStartRecord(
-                conversation_id=start.conversation_id,
-                customer_id=start.customer_id,
-                channel=start.channel,
-                started_at=workflow.now(),
-                tier=setup.context.facts.tier,
-                policy_name=self._policy.name,
-            ),
-        )
 
     def _record(self, message_id: str, role: str, text: str) -> TranscriptEntry:
         entry = TranscriptEntry(message_id=message_id, role=role, text=text, at=workflow.now())
