@@ -33,7 +33,8 @@ import json
 import sys
 import textwrap
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -790,10 +791,9 @@ def check_sqlite_exists(url: str) -> None:
         raise ReportError(f"no store at {database}; check --database-url, or create it with `baton db upgrade`")
 
 
-async def report(
-    url: str, month: Month, options: ReportOptions | None = None, engine: AsyncEngine | None = None
-) -> dict[str, Any]:
-    """The report of ``month`` against the month before, from the store at ``url``."""
+@asynccontextmanager
+async def store_session(url: str, engine: AsyncEngine | None = None, begin: bool = False) -> AsyncIterator[Any]:
+    """A session on a checked, migrated store; the engine is created and disposed here unless one is given."""
     from store.database import create_engine, session_factory
 
     own = engine is None
@@ -803,11 +803,20 @@ async def report(
     assert engine is not None
     try:
         await check_store(engine)
-        async with session_factory(engine)() as session:
-            data = await load_months(session, [month.previous(), month])
+        sessions = session_factory(engine)
+        async with sessions.begin() if begin else sessions() as session:
+            yield session
     finally:
         if own:
             await engine.dispose()
+
+
+async def report(
+    url: str, month: Month, options: ReportOptions | None = None, engine: AsyncEngine | None = None
+) -> dict[str, Any]:
+    """The report of ``month`` against the month before, from the store at ``url``."""
+    async with store_session(url, engine) as session:
+        data = await load_months(session, [month.previous(), month])
     return build_report(data[month], data[month.previous()], options)
 
 

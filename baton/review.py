@@ -31,9 +31,8 @@ from baton.report import (
     EscalationFacts,
     Month,
     ReportError,
-    check_sqlite_exists,
-    check_store,
     load_months,
+    store_session,
 )
 
 if TYPE_CHECKING:
@@ -105,20 +104,8 @@ async def sample(
     unreviewed: bool = False,
     engine: AsyncEngine | None = None,
 ) -> list[Drawn]:
-    from store.database import create_engine, session_factory
-
-    own = engine is None
-    if own:
-        check_sqlite_exists(url)
-        engine = create_engine(url)
-    assert engine is not None
-    try:
-        await check_store(engine)
-        async with session_factory(engine)() as session:
-            escalations = await month_escalations(session, month)
-    finally:
-        if own:
-            await engine.dispose()
+    async with store_session(url, engine) as session:
+        escalations = await month_escalations(session, month)
     if unreviewed:
         escalations = [e for e in escalations if e.review is None]
     return stratified_sample(escalations, n, seed)
@@ -134,35 +121,24 @@ async def label(
     engine: AsyncEngine | None = None,
 ) -> bool | None:
     """Record a reviewer's verdict; returns the agent's disposition. Raises UnknownEscalationError."""
-    from store.database import create_engine, session_factory
     from store.models import Escalation
     from store.records import ReviewLabelRecord, record_review_label
 
-    own = engine is None
-    if own:
-        check_sqlite_exists(url)
-        engine = create_engine(url)
-    assert engine is not None
-    try:
-        await check_store(engine)
-        async with session_factory(engine).begin() as session:
-            escalation = await session.get(Escalation, escalation_id)
-            if escalation is None:
-                raise UnknownEscalationError(escalation_id)
-            await record_review_label(
-                session,
-                ReviewLabelRecord(
-                    escalation_id=escalation_id,
-                    reviewer=reviewer,
-                    necessary=necessary,
-                    note=note,
-                    labelled_at=now or datetime.now(UTC),
-                ),
-            )
-            return escalation.necessary
-    finally:
-        if own:
-            await engine.dispose()
+    async with store_session(url, engine, begin=True) as session:
+        escalation = await session.get(Escalation, escalation_id)
+        if escalation is None:
+            raise UnknownEscalationError(escalation_id)
+        await record_review_label(
+            session,
+            ReviewLabelRecord(
+                escalation_id=escalation_id,
+                reviewer=reviewer,
+                necessary=necessary,
+                note=note,
+                labelled_at=now or datetime.now(UTC),
+            ),
+        )
+        return escalation.necessary
 
 
 # --- output -------------------------------------------------------------------------------------------

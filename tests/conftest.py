@@ -12,6 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -38,14 +39,21 @@ def server_binary(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server with Baton's search attributes registered."""
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=server_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
     await search_attributes.register(environment.client)
     async with environment:
+        yield environment
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    async with time_skipping_server() as environment:
         yield environment
 
 

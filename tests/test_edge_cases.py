@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -27,35 +26,20 @@ from baton.messages import (
     ResolveRequest,
 )
 from baton.settings import Settings
-from tests.conftest import server_binary
+from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually, until
+from tests.samples import DISTINCT_QUESTIONS
 from worker.wiring import build_worker
-from workflows import search_attributes
 from workflows.customer import CustomerWorkflow, customer_workflow_id
 from workflows.queue import QueueWorkflow, queue_workflow_id
 
 SECRET = "edge-secret"
-DISTINCT = [
-    "How do I export reports?",
-    "Where is the invoice for October?",
-    "Can teammates share dashboards?",
-    "Why is the mobile sync slow?",
-    "Which browsers do you support?",
-    "Does the API have rate limits?",
-    "How long is data retained?",
-    "Can I rename a workspace?",
-    "Is single sign-on available?",
-]
 
 
 @pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """A server of its own: these tests move the clock by weeks."""
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server_binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    await search_attributes.register(environment.client)
-    async with environment:
+    async with time_skipping_server() as environment:
         yield environment
 
 
@@ -304,11 +288,11 @@ async def test_a_renewal_window_opening_mid_conversation_changes_the_decision(
     renewal = (now + timedelta(days=61)).date()
     conv = start("cus_new", tier="mid_market", mrr=1500, renewal_date=renewal, account_created_at=date(2020, 1, 1))
     async with build_worker(client, make_settings(task_queue, receiver, policy=_always_open())):
-        for i, text in enumerate(DISTINCT[:6]):
+        for i, text in enumerate(DISTINCT_QUESTIONS[:6]):
             decision = await baton.send_message(client, task_queue, conv, msg(f"m{i}", text))
             assert decision.action == "continue"  # 6 unresolved messages: under the standard threshold of 8
         await env.sleep(timedelta(days=2))
-        decision = await baton.send_message(client, task_queue, conv, msg("m6", DISTINCT[6]))
+        decision = await baton.send_message(client, task_queue, conv, msg("m6", DISTINCT_QUESTIONS[6]))
         assert decision.action == "escalate"
         assert [t.id for t in decision.triggers] == ["unresolved_conversation"]
         assert "threshold 6" in decision.triggers[0].detail  # 8 x 0.8 for the renewal window

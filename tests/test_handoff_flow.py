@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from baton.client import get_state, handle, send_message
@@ -28,10 +27,9 @@ from baton.messages import (
     ResolveRequest,
 )
 from baton.settings import Settings
-from tests.conftest import server_binary
+from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually
 from worker.wiring import build_worker
-from workflows import search_attributes
 from workflows.conversation import ConversationWorkflow
 from workflows.queue import QueueWorkflow, queue_workflow_id
 
@@ -42,11 +40,7 @@ SECRET = "receiver-secret"
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     """A test server of its own per test: these tests move the clock, and time is global to a server,
     so timers left by other tests' conversations (whose workers are gone) must not be on it."""
-    environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=server_binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    await search_attributes.register(environment.client)
-    async with environment:
+    async with time_skipping_server() as environment:
         yield environment
 
 

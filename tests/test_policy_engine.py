@@ -21,6 +21,7 @@ from baton.messages import (
 )
 from policies import Policy, evaluate, load_policy
 from policies.engine import classify, effective_threshold, standing
+from tests.samples import DISTINCT_QUESTIONS
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 MID = CustomerFacts(tier="mid_market", mrr=1500, account_created_at=date(2023, 1, 1), renewal_date=date(2027, 9, 1))
@@ -153,26 +154,8 @@ def test_bot_loop(policy: Policy) -> None:
     assert decisions[2].action == "escalate" and "bot_loop" in fired(decisions[2])
 
 
-DISTINCT = [
-    "How do I export reports?",
-    "Where is the invoice for October?",
-    "Can teammates share dashboards?",
-    "Why is the mobile sync slow?",
-    "Which browsers do you support?",
-    "Does the API have rate limits?",
-    "How long is data retained?",
-    "Can I rename a workspace?",
-    "Is single sign-on available?",
-    "What file types can be uploaded?",
-    "Where do I change the timezone?",
-    "How are seats counted?",
-    "Can I schedule a recurring export?",
-    "Where are audit logs kept?",
-]
-
-
 def test_unresolved_conversation_counts_since_resolution(policy: Policy) -> None:
-    texts = DISTINCT[:10]
+    texts = DISTINCT_QUESTIONS[:10]
     decisions = converse(policy, customer(*texts))
     assert first_escalation(decisions) == 7  # 8th message, mid-market threshold 8
     assert "unresolved_conversation" in fired(decisions[7])
@@ -219,7 +202,7 @@ def test_segments_classify(policy: Policy) -> None:
 
 
 def test_enterprise_escalates_sooner_and_smb_later(policy: Policy) -> None:
-    texts = DISTINCT
+    texts = DISTINCT_QUESTIONS
     index = {
         name: first_escalation(converse(policy, customer(*texts), facts))
         for name, facts in [("enterprise", ENTERPRISE), ("mid", MID), ("smb", SMB)]
@@ -228,7 +211,7 @@ def test_enterprise_escalates_sooner_and_smb_later(policy: Policy) -> None:
 
 
 def test_self_serve_reserves_escalation_for_high_priority(policy: Policy) -> None:
-    texts = DISTINCT
+    texts = DISTINCT_QUESTIONS
     assert all(d.action == "continue" for d in converse(policy, customer(*texts), FREE))
     [swear] = converse(policy, customer("this shit is broken"), FREE)
     assert swear.action == "continue"
@@ -292,7 +275,7 @@ def test_engine_is_pure(policy: Policy) -> None:
 
 
 def test_returning_customer_within_cooling_escalates_sooner(policy: Policy) -> None:
-    texts = DISTINCT[:8]
+    texts = DISTINCT_QUESTIONS[:8]
     state = ConversationState(start=ConversationStart(conversation_id="t", customer_id="c"))
     for i, text in enumerate(texts):
         entry = TranscriptEntry(message_id=f"m{i}", role="customer", text=text, at=NOW)

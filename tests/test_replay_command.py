@@ -13,19 +13,9 @@ from pathlib import Path
 import pytest
 
 from baton.replay import ReplayConversation, message_times, read_transcripts, rebase_customer
+from tests.samples import DISTINCT_QUESTIONS
 
 EXAMPLES = Path("examples/transcripts.jsonl")
-DISTINCT = [
-    "How do I export reports?",
-    "Where is the invoice for October?",
-    "Can teammates share dashboards?",
-    "Why is the mobile sync slow?",
-    "Which browsers do you support?",
-    "Does the API have rate limits?",
-    "How long is data retained?",
-    "Can I rename a workspace?",
-    "Is single sign-on available?",
-]
 
 
 def run_replay(*args: str) -> subprocess.CompletedProcess[str]:
@@ -78,7 +68,7 @@ def test_output_file_and_stricter_policy(tmp_path: Path) -> None:
     conv = {
         "conversation_id": "long",
         "customer": {"id": "c1", "tier": "mid_market", "mrr": 900},
-        "messages": [{"role": "customer", "text": t} for t in DISTINCT[:4]],
+        "messages": [{"role": "customer", "text": t} for t in DISTINCT_QUESTIONS[:4]],
     }
     transcript.write_text(json.dumps(conv) + "\n")
 
@@ -176,7 +166,7 @@ def test_renewal_window_at_conversation_time_lowers_thresholds(tmp_path: Path) -
     base = {
         "customer": {"id": "c", "tier": "mid_market", "mrr": 900},
         "started_at": "2025-03-01T10:00:00Z",
-        "messages": [{"role": "customer", "text": t} for t in DISTINCT[:8]],
+        "messages": [{"role": "customer", "text": t} for t in DISTINCT_QUESTIONS[:8]],
     }
     near = {**base, "conversation_id": "near", "customer": {**base["customer"], "renewal_date": "2025-03-21"}}
     far = {**base, "conversation_id": "far", "customer": {**base["customer"], "renewal_date": "2025-09-01"}}
