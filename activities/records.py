@@ -23,6 +23,7 @@ from store.records import (
     ConversationEndRecord,
     ConversationStartRecord,
     EscalationRecord,
+    IncidentRecord,
     PickupRecord,
     ResolutionRecord,
 )
@@ -103,6 +104,10 @@ class RecordActivities:
             conversation_id=record.conversation_id,
         )
 
+    @activity.defn(name="record_incident")
+    async def record_incident(self, record: IncidentRecord) -> None:
+        await self._write(records.record_incident, record, "incident_recorded", incident_id=record.id)
+
     @property
     def all(self) -> list[Callable[..., Awaitable[None]]]:
         """Every activity here, for a worker's ``activities=[...]``."""
@@ -112,4 +117,5 @@ class RecordActivities:
             self.record_pickup,
             self.record_resolution,
             self.record_conversation_end,
+            self.record_incident,
         ]

@@ -31,7 +31,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import CHANNEL_LENGTH, ID_LENGTH, LABEL_LENGTH, Conversation, Escalation, ReviewLabel
+from store.models import CHANNEL_LENGTH, ID_LENGTH, LABEL_LENGTH, Conversation, Escalation, Incident, ReviewLabel
 
 Urgency = Literal["immediate", "queued"]
 ClosedOutcome = Literal["bot_resolved", "escalated", "abandoned"]
@@ -114,6 +114,14 @@ class ConversationEndRecord(_Record):
     segment: Label | None = None
     tier: Label | None = None
     conversation_csat: int | None = Field(default=None, ge=1, le=5)
+
+
+class IncidentRecord(_Record):
+    id: Id = Field(description="Stable per incident: the operations workflow id and its declaration number")
+    description: Annotated[str, Field(min_length=1, max_length=300)]
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    declared_by: Label | None = None
 
 
 class ReviewLabelRecord(_Record):
@@ -278,4 +286,17 @@ async def record_review_label(session: AsyncSession, record: ReviewLabelRecord) 
         ["escalation_id", "reviewer"],
         values,
         replace=("necessary", "note", "labelled_at"),
+    )
+
+
+async def record_incident(session: AsyncSession, record: IncidentRecord) -> None:
+    # Declared once, ended later: the end only fills its own column and never erases the start.
+    values = record.model_dump()
+    await _upsert(
+        session,
+        Incident.__table__,
+        ["id"],
+        values,
+        own=("ended_at",),
+        fill=("description", "started_at", "declared_by"),
     )

@@ -4,6 +4,7 @@ nobody on shift, a surge, and a customer who comes back. Plus segments that chan
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -296,3 +297,26 @@ async def test_a_renewal_window_opening_mid_conversation_changes_the_decision(
         assert decision.action == "escalate"
         assert [t.id for t in decision.triggers] == ["unresolved_conversation"]
         assert "threshold 6" in decision.triggers[0].detail  # 8 x 0.8 for the renewal window
+
+
+async def test_declared_incidents_are_recorded_for_reporting(
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
+) -> None:
+    from sqlalchemy import select
+
+    from store.database import create_engine, migrate_async, session_factory
+    from store.models import Incident as IncidentRow
+
+    settings = make_settings(task_queue, receiver, policy=_always_open())
+    store = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'ops.db'}"
+    await migrate_async(store)
+    settings = settings.model_copy(update={"database_url": store})
+    async with build_worker(env.client, settings):
+        await baton.declare_incident(env.client, task_queue, Incident(description="EU login outage", declared_by="kim"))
+        await baton.end_incident(env.client, task_queue)
+    engine = create_engine(store)
+    async with session_factory(engine)() as session:
+        [row] = (await session.execute(select(IncidentRow))).scalars().all()
+    await engine.dispose()
+    assert row.description == "EU login outage" and row.declared_by == "kim"
+    assert row.ended_at is not None and row.ended_at >= row.started_at

@@ -9,13 +9,14 @@ human queue here, and read the status when they are about to escalate.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from baton.messages import Incident, OperationsEvent, OperationsState, OperationsStatus
+    from store.records import IncidentRecord
 
 RATE_WINDOW = timedelta(hours=1)
 
@@ -52,19 +53,43 @@ class OperationsWorkflow:
         self._describe()
 
     @workflow.update(name="declare_incident")
-    def declare_incident(self, incident: Incident) -> OperationsStatus:
+    async def declare_incident(self, incident: Incident) -> OperationsStatus:
         self._state.incident = incident.model_copy(update={"started_at": workflow.now()})
         self._state.incidents_declared += 1
         self._describe()
+        await self._record(self._state.incident, ended_at=None)
         return self.status()
 
     @workflow.update(name="end_incident")
-    def end_incident(self, declared_by: str) -> OperationsStatus:
-        if self._state.incident is None:
+    async def end_incident(self, declared_by: str) -> OperationsStatus:
+        incident = self._state.incident
+        if incident is None:
             raise ApplicationError("incident: there is no declared incident to end", type="NoIncident")
         self._state.incident = None
         self._describe()
+        await self._record(incident, ended_at=workflow.now())
         return self.status()
+
+    async def _record(self, incident: Incident, ended_at: datetime | None) -> None:
+        """Incidents go to the store too, so reports can tell a surge's escalations apart."""
+        assert incident.started_at is not None
+        record = IncidentRecord(
+            id=f"{workflow.info().workflow_id}:{self._state.incidents_declared}",
+            description=incident.description,
+            started_at=incident.started_at,
+            ended_at=ended_at,
+            declared_by=incident.declared_by,
+        )
+        try:
+            await workflow.execute_activity(
+                "record_incident",
+                record,
+                start_to_close_timeout=timedelta(seconds=15),
+                schedule_to_close_timeout=timedelta(minutes=10),
+                summary="Record the incident for reporting",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("incident not recorded", extra={"error": str(err.cause or err)})
 
     @workflow.query(name="status")
     def status(self) -> OperationsStatus:
