@@ -7,7 +7,7 @@ import asyncio
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -61,11 +61,26 @@ def make_settings(task_queue: str, receiver: WebhookReceiver, policy: str = "pol
     )
 
 
-@pytest.fixture
-async def worker(env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver) -> AsyncIterator[Settings]:
-    settings = make_settings(task_queue, receiver)
-    async with build_worker(env.client, settings):
-        yield settings
+def calendar_policy(folder: Path, holidays: list[date]) -> str:
+    """The default policy's hours, kept in UTC so expectations need no zone arithmetic, with holidays chosen
+    relative to today: these tests must pass in any month they run in."""
+    text = Path("policies/default.yaml").read_text().replace("timezone: Europe/London", "timezone: UTC")
+    text = text.replace(
+        "holidays: [2026-12-25, 2026-12-28, 2027-01-01]", f"holidays: [{', '.join(map(str, holidays))}]"
+    )
+    path = folder / "calendar.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def next_weekday(after: datetime, weekday: int) -> date:
+    """The first date strictly after `after` (and at least a day away) falling on `weekday` (Monday is 0)."""
+    day = after.date() + timedelta(days=2)
+    return day + timedelta(days=(weekday - day.weekday()) % 7)
+
+
+def spoken(day: date, at: str) -> str:
+    return f"{day:%A} {day.day} {day:%B} at {at} UTC"
 
 
 def start(customer_id: str = "cus_midmarket", **facts: object) -> ConversationStart:
@@ -94,67 +109,76 @@ async def queue_entries(client: Client, queue: str, task_queue: str) -> list[Que
 
 
 async def test_after_hours_across_a_holiday_and_a_weekend(
-    env: WorkflowEnvironment, worker: Settings, receiver: WebhookReceiver
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
-    client, tq = env.client, worker.task_queue
-    # Thursday 24 December, 19:00 in London: closed; Friday 25th and Monday 28th are holidays.
-    await move_clock_to(env, datetime(2026, 12, 24, 19, 0, tzinfo=UTC))
-    conv = start()
-    decision = await baton.send_message(client, tq, conv, msg("m1", "I want to talk to a person"))
-    assert decision.action == "escalate" and decision.urgency == "immediate"
-    # The next opening plus the immediate SLA (3 minutes), in the team's time zone.
-    assert "Tuesday 29 December at 08:03 GMT" in decision.customer_text
-    assert "priority ticket" in decision.customer_text
+    client, tq = env.client, task_queue
+    thursday = next_weekday(await env.get_current_time(), 3)
+    friday, monday, tuesday = (thursday + timedelta(days=n) for n in (1, 4, 5))
+    policy = calendar_policy(tmp_path, holidays=[friday, monday])
+    async with build_worker(client, make_settings(tq, receiver, policy=policy)):
+        # Thursday 19:00: closed; Friday and Monday are holidays, then the weekend between them.
+        await move_clock_to(env, datetime.combine(thursday, time(19), UTC))
+        conv = start()
+        decision = await baton.send_message(client, tq, conv, msg("m1", "I want to talk to a person"))
+        assert decision.action == "escalate" and decision.urgency == "immediate"
+        # The next opening plus the immediate SLA (3 minutes).
+        assert spoken(tuesday, "08:03") in decision.customer_text
+        assert "priority ticket" in decision.customer_text
 
-    await eventually(lambda: len(receiver.at("oncall")) == 1, what="the on-call page")
-    assert receiver.at("oncall")[0].body["action"] == "trigger"
-    await eventually(lambda: len(receiver.at("helpdesk")) == 1, what="the prioritised ticket")
-    assert receiver.at("helpdesk")[0].body["priority"] == "urgent"
+        await eventually(lambda: len(receiver.at("oncall")) == 1, what="the on-call page")
+        assert receiver.at("oncall")[0].body["action"] == "trigger"
+        await eventually(lambda: len(receiver.at("helpdesk")) == 1, what="the prioritised ticket")
+        assert receiver.at("helpdesk")[0].body["priority"] == "urgent"
 
-    # Writing again before the opening gets the status, not silence.
-    again = await baton.send_message(client, tq, conv, msg("m2", "hello? anyone?"))
-    assert again.action == "human" and "Tuesday 29 December at 08:03 GMT" in again.customer_text
+        # Writing again before the opening gets the status, not silence.
+        again = await baton.send_message(client, tq, conv, msg("m2", "hello? anyone?"))
+        assert again.action == "human" and spoken(tuesday, "08:03") in again.customer_text
 
-    # Over the weekend nothing is sent and nobody is queued.
-    await env.sleep(timedelta(days=4))  # Monday 28 December, 19:00: still the holiday
-    await asyncio.sleep(0.3)
-    assert [r.body["kind"] for r in receiver.at("customer")] == []
-    # At the opening the callback goes to the front of the queue, and the ladder starts from there.
-    await move_clock_to(env, datetime(2026, 12, 29, 8, 0, 30, tzinfo=UTC))
-    [entry] = await until(lambda: queue_entries(client, "support", tq), bool, what="the callback in the queue")
-    assert entry.callback and entry.boost == 2
-    await env.sleep(61)
-    await eventually(lambda: [r.body["kind"] for r in receiver.at("customer")] == ["wait_update"], what="update")
-    await baton.pickup(client, conv.conversation_id, PickupRequest(agent_id="alice"))
-    await eventually(lambda: len(receiver.at("oncall")) == 2, what="the page resolved at pickup")
-    assert receiver.at("oncall")[1].body["action"] == "resolve"
+        # Over the long weekend nothing is sent and nobody is queued.
+        await move_clock_to(env, datetime.combine(monday, time(19), UTC))
+        await asyncio.sleep(0.3)
+        assert [r.body["kind"] for r in receiver.at("customer")] == []
+        # At the opening the callback goes to the front of the queue, and the ladder starts from there.
+        await move_clock_to(env, datetime.combine(tuesday, time(8, 0, 30), UTC))
+        [entry] = await until(lambda: queue_entries(client, "support", tq), bool, what="the callback in the queue")
+        assert entry.callback and entry.boost == 2
+        await env.sleep(61)
+        await eventually(lambda: [r.body["kind"] for r in receiver.at("customer")] == ["wait_update"], what="update")
+        await baton.pickup(client, conv.conversation_id, PickupRequest(agent_id="alice"))
+        await eventually(lambda: len(receiver.at("oncall")) == 2, what="the page resolved at pickup")
+        assert receiver.at("oncall")[1].body["action"] == "resolve"
 
 
 async def test_queued_escalation_after_hours_pages_nobody(
-    env: WorkflowEnvironment, worker: Settings, receiver: WebhookReceiver
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
-    # Saturday 5 December 2026 at noon in London.
-    await move_clock_to(env, datetime(2026, 12, 5, 12, 0, tzinfo=UTC))
-    decision = await baton.send_message(
-        env.client, worker.task_queue, start(), msg("m1", "I was charged twice, I want a refund")
-    )
-    assert decision.urgency == "queued"
-    # Monday 08:00 plus the queued SLA of 30 minutes.
-    assert "Monday 7 December at 08:30 GMT" in decision.customer_text
-    await eventually(lambda: len(receiver.at("helpdesk")) == 1, what="ticket")
-    assert receiver.at("helpdesk")[0].body["priority"] == "normal"
-    await asyncio.sleep(0.3)
-    assert receiver.at("oncall") == []
+    saturday = next_weekday(await env.get_current_time(), 5)
+    async with build_worker(env.client, make_settings(task_queue, receiver, calendar_policy(tmp_path, []))):
+        await move_clock_to(env, datetime.combine(saturday, time(12), UTC))
+        decision = await baton.send_message(
+            env.client, task_queue, start(), msg("m1", "I was charged twice, I want a refund")
+        )
+        assert decision.urgency == "queued"
+        # Monday 08:00 plus the queued SLA of 30 minutes.
+        assert spoken(saturday + timedelta(days=2), "08:30") in decision.customer_text
+        await eventually(lambda: len(receiver.at("helpdesk")) == 1, what="ticket")
+        assert receiver.at("helpdesk")[0].body["priority"] == "normal"
+        await asyncio.sleep(0.3)
+        assert receiver.at("oncall") == []
 
 
-async def test_enterprise_queue_is_staffed_at_weekends(env: WorkflowEnvironment, worker: Settings) -> None:
-    await move_clock_to(env, datetime(2026, 12, 5, 12, 0, tzinfo=UTC))  # Saturday noon: priority team on shift
-    decision = await baton.send_message(
-        env.client, worker.task_queue, start("cus_enterprise"), msg("m1", "I need to speak to someone")
-    )
-    assert "Expected wait" in decision.customer_text
-    [entry] = await queue_entries(env.client, "priority", worker.task_queue)
-    assert entry.urgency == "immediate"
+async def test_enterprise_queue_is_staffed_at_weekends(
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    saturday = next_weekday(await env.get_current_time(), 5)
+    async with build_worker(env.client, make_settings(task_queue, receiver, calendar_policy(tmp_path, []))):
+        await move_clock_to(env, datetime.combine(saturday, time(12), UTC))  # the priority team is on shift
+        decision = await baton.send_message(
+            env.client, task_queue, start("cus_enterprise"), msg("m1", "I need to speak to someone")
+        )
+        assert "Expected wait" in decision.customer_text
+        [entry] = await queue_entries(env.client, "priority", task_queue)
+        assert entry.urgency == "immediate"
 
 
 # --- surge ----------------------------------------------------------------------------------------
