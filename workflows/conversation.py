@@ -266,8 +266,6 @@ class ConversationWorkflow:
         entry.signals = signals
         state.customer_messages += 1
         decision = evaluate(self._policy, state, state.context, workflow.now(), message.message_id)
-        known = {t.id for t in state.triggers_fired}
-        state.triggers_fired.extend(t for t in decision.triggers if t.id not in known)
         incident_question = state.phase == Phase.BOT and is_incident_question(self._policy, message.text, signals)
         if decision.action != "escalate" and not incident_question:
             return decision
@@ -284,9 +282,11 @@ class ConversationWorkflow:
                 return decision
             if decision.action != "escalate":
                 return decision
+            self._remember_triggers(decision)
             await self._escalate(decision, surge=operations.surge)
             return decision
         # A person already owns the conversation: the bot stays silent.
+        self._remember_triggers(decision)
         escalation = state.escalation
         assert escalation is not None
         decision.action = "human"
@@ -302,9 +302,15 @@ class ConversationWorkflow:
             decision.customer_text = waiting_text(self._policy, "waiting_status", escalation.last_position or 1, wait)
         return decision
 
+    def _remember_triggers(self, decision: Decision) -> None:
+        known = {t.id for t in self._state.triggers_fired}
+        self._state.triggers_fired.extend(t for t in decision.triggers if t.id not in known)
+
     async def _on_agent(self, message: MessageIn) -> Decision:
         self._record(message.message_id, "agent", message.text)
-        await self._deliver("agent", message.text, f"{message.message_id}", agent_id=message.agent_id)
+        # Keys are global to the backend's webhook: scope the agent's message id to the conversation.
+        key = f"{self._state.start.conversation_id}:{message.message_id}"
+        await self._deliver("agent", message.text, key, agent_id=message.agent_id)
         return Decision(message_id=message.message_id, action="human", phase=self._state.phase)
 
     # --- escalation ----------------------------------------------------------------
