@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,8 +32,7 @@ from baton.settings import Settings
 log = get_logger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
-MAX_RETRY_AFTER_SECONDS = 300
-REASON_CHARS = 200
+REASON_CHARS = paging.REASON_CHARS
 USER_AGENT = "Baton-Webhooks/1"
 
 
@@ -46,14 +44,6 @@ def origin(url: str) -> str:
     except ValueError:
         port = ""
     return f"{parts.scheme}://{parts.hostname or ''}{port}"
-
-
-def retry_after(response: httpx.Response) -> timedelta | None:
-    """The receiver's Retry-After in seconds (capped), when it sent one as a number."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value.isdigit():
-        return None
-    return timedelta(seconds=min(int(value), MAX_RETRY_AFTER_SECONDS))
 
 
 def short_reason(response: httpx.Response) -> str:
@@ -221,7 +211,7 @@ class DeliveryActivities:
                 f"{event} webhook answered {status} (retryable)",
                 details,
                 type="WebhookUnavailable",
-                next_retry_delay=retry_after(response),
+                next_retry_delay=paging.retry_after(response),
             )
         log.error("webhook_rejected", **fields)
         hint = " (check BATON_WEBHOOK_SECRET on both sides)" if status in (401, 403) else ""

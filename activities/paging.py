@@ -168,7 +168,7 @@ async def send_pagerduty(http: httpx.AsyncClient, url: str, body: dict[str, Any]
         log.error("pagerduty_invalid_event", target=_origin(url), status=status, errors=errors)
         reason = "; ".join(errors) or str(answer.get("message") or "") or _text(response)
         raise _rejected(PAGERDUTY, status, reason, errors=errors)
-    delay = _retry_after(response) or (PAGERDUTY_THROTTLED_DELAY if status == 429 else None)
+    delay = retry_after(response) or (PAGERDUTY_THROTTLED_DELAY if status == 429 else None)
     raise _failure(PAGERDUTY, response, delay)
 
 
@@ -181,7 +181,7 @@ async def send_slack(http: httpx.AsyncClient, url: str, body: dict[str, Any]) ->
             log.warning("slack_unexpected_answer", target=_origin(url), status=status, answer=_text(response))
         return status
     hint = " (the webhook is gone or disabled: check BATON_SLACK_WEBHOOK_URL)" if status in (403, 404, 410) else ""
-    raise _failure(SLACK, response, _retry_after(response), hint)
+    raise _failure(SLACK, response, retry_after(response), hint)
 
 
 async def _post(http: httpx.AsyncClient, pager: str, url: str, body: dict[str, Any]) -> httpx.Response:
@@ -227,7 +227,8 @@ def _rejected(pager: str, status: int, reason: str, hint: str = "", **extra: Any
     )
 
 
-def _retry_after(response: httpx.Response) -> timedelta | None:
+def retry_after(response: httpx.Response) -> timedelta | None:
+    """The receiver's Retry-After in seconds (capped), when it sent one as a number."""
     value = response.headers.get("Retry-After", "").strip()
     if not value.isdigit():
         return None
