@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from temporalio import activity
@@ -34,16 +33,6 @@ log = get_logger(__name__)
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 REASON_CHARS = paging.REASON_CHARS
 USER_AGENT = "Baton-Webhooks/1"
-
-
-def origin(url: str) -> str:
-    """scheme://host[:port] only: webhook paths and queries often embed tokens, so they stay out of logs and errors."""
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 def short_reason(response: httpx.Response) -> str:
@@ -178,7 +167,7 @@ class DeliveryActivities:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         # The timestamp and signature are fresh on each attempt; the body and the key are not.
         headers = webhooks.headers(event, key, int(time.time()), body, self._secret())
-        fields = {"webhook_event": event, "idempotency_key": key, "target": origin(url), **ids, **_attempt()}
+        fields = {"webhook_event": event, "idempotency_key": key, "target": paging.origin(url), **ids, **_attempt()}
         started = time.monotonic()
         try:
             response = await self._client().post(url, content=body, headers=headers)
@@ -193,7 +182,7 @@ class DeliveryActivities:
         except httpx.TransportError as exc:
             log.warning("webhook_unreachable", error=type(exc).__name__, reason=str(exc)[:REASON_CHARS], **fields)
             raise ApplicationError(
-                f"{event} webhook at {origin(url)} unreachable: {type(exc).__name__}",
+                f"{event} webhook at {paging.origin(url)} unreachable: {type(exc).__name__}",
                 {"event": event},
                 type="WebhookUnreachable",
             ) from None

@@ -165,7 +165,7 @@ async def send_pagerduty(http: httpx.AsyncClient, url: str, body: dict[str, Any]
         # {"status": "invalid event", "message": "Event object is invalid", "errors": [...]}
         answer = _json_object(response)
         errors = [str(e)[:REASON_CHARS] for e in answer.get("errors") or [] if e][:10]
-        log.error("pagerduty_invalid_event", target=_origin(url), status=status, errors=errors)
+        log.error("pagerduty_invalid_event", target=origin(url), status=status, errors=errors)
         reason = "; ".join(errors) or str(answer.get("message") or "") or _text(response)
         raise _rejected(PAGERDUTY, status, reason, errors=errors)
     delay = retry_after(response) or (PAGERDUTY_THROTTLED_DELAY if status == 429 else None)
@@ -178,7 +178,7 @@ async def send_slack(http: httpx.AsyncClient, url: str, body: dict[str, Any]) ->
     status = response.status_code
     if 200 <= status < 300:
         if response.text.strip() != "ok":
-            log.warning("slack_unexpected_answer", target=_origin(url), status=status, answer=_text(response))
+            log.warning("slack_unexpected_answer", target=origin(url), status=status, answer=_text(response))
         return status
     hint = " (the webhook is gone or disabled: check BATON_SLACK_WEBHOOK_URL)" if status in (403, 404, 410) else ""
     raise _failure(SLACK, response, retry_after(response), hint)
@@ -197,7 +197,7 @@ async def _post(http: httpx.AsyncClient, pager: str, url: str, body: dict[str, A
         ) from None
     except httpx.TransportError as exc:
         raise ApplicationError(
-            f"{pager} at {_origin(url)} unreachable: {type(exc).__name__}",
+            f"{pager} at {origin(url)} unreachable: {type(exc).__name__}",
             {"pager": pager, "reason": f"unreachable ({type(exc).__name__})"},
             type="PagerUnreachable",
         ) from None
@@ -247,7 +247,8 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
+    """scheme://host[:port] only: webhook paths and queries often embed tokens, so they stay out of logs and errors."""
     parts = urlsplit(url)
     try:
         port = f":{parts.port}" if parts.port else ""

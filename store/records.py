@@ -59,9 +59,18 @@ class ConversationStartRecord(_Record):
     policy_name: Label | None = None
 
 
-class EscalationRecord(_Record):
+class _EscalationStage(_Record):
+    """A stage of one escalation, identified by the conversation and the customer message that escalated."""
+
     conversation_id: Id
     message_id: Id = Field(description="The customer message that escalated; with conversation_id, the row's id")
+
+    @property
+    def escalation_id(self) -> str:
+        return escalation_id(self.conversation_id, self.message_id)
+
+
+class EscalationRecord(_EscalationStage):
     customer_id: Id
     channel: Channel
     urgency: Urgency
@@ -74,35 +83,19 @@ class EscalationRecord(_Record):
         default=None, description="The conversation's first message; the stored start when unset"
     )
 
-    @property
-    def escalation_id(self) -> str:
-        return escalation_id(self.conversation_id, self.message_id)
 
-
-class PickupRecord(_Record):
-    conversation_id: Id
-    message_id: Id = Field(description="The escalating message, as in EscalationRecord")
+class PickupRecord(_EscalationStage):
     agent_id: Id
     picked_up_at: AwareDatetime
     escalated_at: AwareDatetime
 
-    @property
-    def escalation_id(self) -> str:
-        return escalation_id(self.conversation_id, self.message_id)
 
-
-class ResolutionRecord(_Record):
-    conversation_id: Id
-    message_id: Id = Field(description="The escalating message, as in EscalationRecord")
+class ResolutionRecord(_EscalationStage):
     agent_id: Id
     resolved_at: AwareDatetime
     necessary: bool = Field(description="The agent's disposition: was the escalation needed?")
     csat: int | None = Field(default=None, ge=1, le=5)
     handback: bool = False
-
-    @property
-    def escalation_id(self) -> str:
-        return escalation_id(self.conversation_id, self.message_id)
 
 
 class ConversationEndRecord(_Record):
