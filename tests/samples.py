@@ -18,3 +18,17 @@ DISTINCT_QUESTIONS = [
     "Can I schedule a recurring export?",
     "Where are audit logs kept?",
 ]
+
+# Ten more, each a different topic, for long conversations that must stay with the bot.
+PRODUCT_QUESTIONS = [
+    "Where is the CSV export?",
+    "Can invoices go to accounting@?",
+    "How are seats counted?",
+    "Is single sign-on included?",
+    "Do webhooks retry failures?",
+    "How long is data retained?",
+    "Which timezone do reports use?",
+    "Are audit logs exportable?",
+    "Does the API paginate results?",
+    "Is there a mobile app?",
+]

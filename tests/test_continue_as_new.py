@@ -9,6 +9,7 @@ from temporalio.testing import WorkflowEnvironment
 from baton.client import get_state, handle, send_message
 from baton.messages import ConversationStart, MessageIn, Phase
 from baton.settings import Settings
+from tests.samples import PRODUCT_QUESTIONS
 from worker.wiring import build_worker
 from workflows import search_attributes as sa
 
@@ -17,18 +18,7 @@ async def test_conversation_continues_as_new_carrying_its_state(dev_env: Workflo
     client = dev_env.client
     settings = Settings(task_queue=f"can-{uuid.uuid4().hex[:8]}")
     start = ConversationStart(conversation_id=f"can-{uuid.uuid4().hex[:8]}", customer_id="cus_enterprise")
-    topics = [
-        "Where is the CSV export?",
-        "Can invoices go to accounting@?",
-        "How are seats counted?",
-        "Is single sign-on included?",
-        "Do webhooks retry failures?",
-        "How long is data retained?",
-        "Which timezone do reports use?",
-        "Are audit logs exportable?",
-        "Does the API paginate results?",
-        "Is there a mobile app?",
-    ]
+    topics = PRODUCT_QUESTIONS
     async with build_worker(client, settings):
         first = await send_message(
             client, settings.task_queue, start, MessageIn(message_id="m0", role="customer", text="hello")

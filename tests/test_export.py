@@ -34,19 +34,11 @@ from baton.messages import (
 )
 from baton.replay import ReplayConversation
 from baton.settings import Settings
+from tests.samples import PRODUCT_QUESTIONS
 from worker.wiring import build_worker
 
 VISIBILITY_WAIT_SECONDS = 30.0
-TOPICS = [
-    "Where is the CSV export?",
-    "Can invoices go to accounting@?",
-    "How are seats counted?",
-    "Is single sign-on included?",
-    "Do webhooks retry failures?",
-    "How long is data retained?",
-    "Which timezone do reports use?",
-    "Are audit logs exportable?",
-]
+TOPICS = PRODUCT_QUESTIONS[:8]
 
 
 def iso(when: datetime) -> str:
