@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
+from baton.contract.messages import ContextInput, CustomerContext, CustomerFacts
 from temporalio import activity
 
 from baton.logging import get_logger
-from baton.messages import ContextInput, CustomerContext, CustomerFacts
 
 DEMO_CRM_FILE = Path(__file__).with_name("crm_demo.json")
 # The whole lookup, retries included, stays under the local activity's 10 s timeout.

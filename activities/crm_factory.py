@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from activities.crm import CrmAdapter, EmbeddedCrm
+from baton.activities.crm import CrmAdapter, EmbeddedCrm
+
 from baton.settings import Settings
 
 
@@ -20,11 +21,11 @@ def build_crm(settings: Settings) -> CrmAdapter:
         case "embedded":
             return EmbeddedCrm(settings.crm_file)
         case "hubspot":
-            from activities.crm_hubspot import HubSpotCrm
+            from baton.activities.crm_hubspot import HubSpotCrm
 
             return HubSpotCrm(settings)
         case "stripe":
-            from activities.crm_stripe import StripeCrm
+            from baton.activities.crm_stripe import StripeCrm
 
             return StripeCrm(settings)
     raise CrmConfigError(f"BATON_CRM={settings.crm} is not a known CRM; use embedded, hubspot or stripe")

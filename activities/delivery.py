@@ -19,13 +19,12 @@ import time
 from typing import Any
 
 import httpx
+from baton.activities import paging, webhooks
+from baton.contract.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import paging
-from baton import webhooks
 from baton.logging import get_logger
-from baton.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
 from baton.settings import Settings
 
 log = get_logger(__name__)

@@ -21,13 +21,13 @@ import time
 from typing import Any
 
 import openai
+from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
+from baton.domain.handoff_note import account_line, clip, fallback_note, trigger_lines
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.note_fallback import account_line, clip, fallback_note, trigger_lines
 from baton.logging import get_logger
-from baton.messages import HandoffNote, NoteRequest, TranscriptEntry
 from baton.settings import Settings
 
 log = get_logger(__name__)

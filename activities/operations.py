@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import time
 
+from baton.contract.messages import (
+    CoolingStatus,
+    OperationsEvent,
+    OperationsState,
+    OperationsStatus,
+    ResolvedEscalation,
+)
+from baton.workflows.customer import CustomerWorkflow, customer_workflow_id
+from baton.workflows.operations import OperationsWorkflow, operations_workflow_id
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-
-from baton.messages import CoolingStatus, OperationsEvent, OperationsState, OperationsStatus, ResolvedEscalation
-from workflows.customer import CustomerWorkflow, customer_workflow_id
-from workflows.operations import OperationsWorkflow, operations_workflow_id
 
 STATUS_CACHE_SECONDS = 1.0
 

@@ -35,11 +35,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from baton.contract.messages import DeliveryResult, PageRequest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from baton.logging import get_logger
-from baton.messages import DeliveryResult, PageRequest
 
 log = get_logger(__name__)
 

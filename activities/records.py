@@ -10,16 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from pydantic import BaseModel
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
-
-from baton.logging import get_logger
-from store import records
-from store.database import session_factory
-from store.records import (
+from baton.store import records
+from baton.store.database import session_factory
+from baton.store.records import (
     ConversationEndRecord,
     ConversationStartRecord,
     EscalationRecord,
@@ -27,6 +20,13 @@ from store.records import (
     PickupRecord,
     ResolutionRecord,
 )
+from pydantic import BaseModel
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from baton.logging import get_logger
 
 log = get_logger(__name__)
 

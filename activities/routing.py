@@ -6,12 +6,11 @@ client: signal-with-start so a queue exists the moment it is first needed.
 
 from __future__ import annotations
 
+from baton.contract.messages import QueueRemovalRequest, QueueRequest, QueueState, QueueStatus, QueueStatusRequest
+from baton.workflows.queue import QueueWorkflow, queue_workflow_id
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-
-from baton.messages import QueueRemovalRequest, QueueRequest, QueueState, QueueStatus, QueueStatusRequest
-from workflows.queue import QueueWorkflow, queue_workflow_id
 
 
 class RoutingActivities:

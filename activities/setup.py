@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from baton.activities.crm import CRM_DEADLINE_SECONDS, CrmAdapter, customer_context
+from baton.activities.policy import PolicyStore
+from baton.contract.messages import ConversationSetup, CoolingStatus, SetupRequest
 from temporalio import activity
-
-from activities.crm import CRM_DEADLINE_SECONDS, CrmAdapter, customer_context
-from activities.policy import PolicyStore
-from baton.messages import ConversationSetup, CoolingStatus, SetupRequest
 
 
 class SetupActivities:

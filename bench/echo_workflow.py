@@ -12,7 +12,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import CloseRequest, ConversationInput, Decision, MessageIn
+    from baton.contract.messages import CloseRequest, ConversationInput, Decision, MessageIn
 
 
 @workflow.defn(name="BenchEchoWorkflow")

@@ -29,6 +29,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import temporalio
+from baton.apps import client as baton_client
+from baton.contract import search_attributes
+from baton.contract.messages import (
+    CloseRequest,
+    ConversationInput,
+    ConversationStart,
+    CustomerFacts,
+    Decision,
+    MessageIn,
+)
+from baton.store.database import migrate_async
+from baton.worker.wiring import build_worker
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
@@ -37,21 +49,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from baton import client as baton_client
 from baton.logging import configure_logging
-from baton.messages import (
-    CloseRequest,
-    ConversationInput,
-    ConversationStart,
-    CustomerFacts,
-    Decision,
-    MessageIn,
-)
 from baton.settings import Settings
 from bench.echo_workflow import EchoWorkflow
-from store.database import migrate_async
-from worker.wiring import build_worker
-from workflows import search_attributes
 
 BATON = "baton"
 ECHO = "echo"

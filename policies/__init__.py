@@ -1,7 +1,7 @@
 """Escalation policies: the schema, the policy files and the decision engine."""
 
-from policies.engine import evaluate
-from policies.loader import PolicyError, load_policy, load_policy_text, policy_path
-from policies.schema import Policy
+from baton.policies.engine import evaluate
+from baton.policies.loader import PolicyError, load_policy, load_policy_text, policy_path
+from baton.policies.schema import Policy
 
 __all__ = ["Policy", "PolicyError", "evaluate", "load_policy", "load_policy_text", "policy_path"]

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from baton.messages import (
+from baton.contract.messages import (
     ConversationState,
     CustomerContext,
     CustomerFacts,
@@ -20,8 +20,8 @@ from baton.messages import (
     TranscriptEntry,
     TriggerHit,
 )
-from baton.text import content_terms, similarity
-from policies.schema import (
+from baton.domain.text import content_terms, similarity
+from baton.policies.schema import (
     COUNT_CONDITIONS,
     AtRiskCondition,
     BotRepeatingCondition,

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from policies.schema import WEEKDAYS, TeamHours
+from baton.policies.schema import WEEKDAYS, TeamHours
 
 # How far ahead next_opening looks before deciding a team never opens.
 SEARCH_DAYS = 21

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from baton.policies.schema import Policy
 from pydantic import ValidationError
-
-from policies.schema import Policy
 
 POLICY_DIR = Path(__file__).resolve().parent
 

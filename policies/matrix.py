@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from policies.engine import effective_threshold
-from policies.hours import day_ranges
-from policies.schema import WEEKDAYS, Policy, TeamHours, Trigger
+from baton.policies.engine import effective_threshold
+from baton.policies.hours import day_ranges
+from baton.policies.schema import WEEKDAYS, Policy, TeamHours, Trigger
 
 
 def describe_condition(trigger: Trigger) -> str:

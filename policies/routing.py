@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from baton.messages import TriggerHit
-from policies.schema import Policy
+from baton.contract.messages import TriggerHit
+from baton.policies.schema import Policy
 
 
 def choose_queue(

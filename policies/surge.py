@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from baton.messages import Intent, Signals
-from policies.schema import Policy
+from baton.contract.messages import Intent, Signals
+from baton.policies.schema import Policy
 
 # Account-specific matters always reach a person, surge or not.
 ACCOUNT_SPECIFIC = frozenset(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from baton.messages import TriggerHit, Urgency
-from policies.schema import Policy
+from baton.contract.messages import TriggerHit, Urgency
+from baton.policies.schema import Policy
 
 
 def format_duration(duration: timedelta) -> str:

@@ -26,12 +26,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from baton.store.models import CHANNEL_LENGTH, ID_LENGTH, LABEL_LENGTH, Conversation, Escalation, Incident, ReviewLabel
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from store.models import CHANNEL_LENGTH, ID_LENGTH, LABEL_LENGTH, Conversation, Escalation, Incident, ReviewLabel
 
 Urgency = Literal["immediate", "queued"]
 ClosedOutcome = Literal["bot_resolved", "escalated", "abandoned"]

@@ -16,15 +16,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from baton.contract import search_attributes
+from baton.store.database import migrate
+from baton.worker.wiring import build_worker
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from baton.logging import configure_temporal_runtime
 from baton.settings import Settings
-from store.database import migrate
-from worker.wiring import build_worker
-from workflows import search_attributes
 
 BIN = Path(sys.executable).parent
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+from baton.apps.client import get_state, handle, send_message
+from baton.contract import search_attributes as sa
+from baton.contract.messages import ConversationStart, MessageIn, Phase
+from baton.worker.wiring import build_worker
 from temporalio.testing import WorkflowEnvironment
 
-from baton.client import get_state, handle, send_message
-from baton.messages import ConversationStart, MessageIn, Phase
 from baton.settings import Settings
 from tests.samples import PRODUCT_QUESTIONS
-from worker.wiring import build_worker
-from workflows import search_attributes as sa
 
 
 async def test_conversation_continues_as_new_carrying_its_state(dev_env: WorkflowEnvironment) -> None:

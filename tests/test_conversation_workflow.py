@@ -6,11 +6,10 @@ import asyncio
 import uuid
 
 import pytest
+from baton.apps.client import ConversationClosedError, close, get_state, handle, send_message
+from baton.contract import search_attributes as sa
+from baton.contract.messages import ConversationStart, ConversationSummary, CustomerFacts, MessageIn, Phase
 from temporalio.client import Client, WorkflowUpdateFailedError
-
-from baton.client import ConversationClosedError, close, get_state, handle, send_message
-from baton.messages import ConversationStart, ConversationSummary, CustomerFacts, MessageIn, Phase
-from workflows import search_attributes as sa
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -28,6 +28,16 @@ with workflow.unsafe.imports_passed_through():
     import httpx
     import pytest
     import uvicorn
+    from baton.activities import webhooks
+    from baton.activities.delivery import DeliveryActivities
+    from baton.contract.messages import (
+        DeliveryResult,
+        HandoffNote,
+        HelpdeskTicket,
+        OutboundMessage,
+        PageRequest,
+        TranscriptEntry,
+    )
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
     from structlog.testing import capture_logs
@@ -36,16 +46,6 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import ActivityEnvironment
     from temporalio.worker import Worker
 
-    from activities.delivery import DeliveryActivities
-    from baton import webhooks
-    from baton.messages import (
-        DeliveryResult,
-        HandoffNote,
-        HelpdeskTicket,
-        OutboundMessage,
-        PageRequest,
-        TranscriptEntry,
-    )
     from baton.settings import Settings
 
 SECRET = "whsec-test-7f3a"

@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from baton.apps.cli import build_parser
+from baton.contract import search_attributes
+from baton.contract.messages import Decision
 
-from baton.cli import build_parser
-from baton.messages import Decision
 from baton.settings import Settings
-from workflows import search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -109,7 +109,8 @@ def test_docker_context_keeps_the_packages() -> None:
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    packages = [p.rstrip("*.") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    # The folders the installed packages come from (pyproject maps each layer's folder under `baton`).
+    packages = {folder.split("/")[0] for folder in project["tool"]["setuptools"]["package-dir"].values()}
     ignored = {line.strip().strip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip()}
     needed = {"pyproject.toml", project["project"].get("readme", "README.md"), *packages}
     assert not needed & ignored, f".dockerignore drops what the wheel needs: {sorted(needed & ignored)}"
@@ -266,7 +267,9 @@ def test_dev_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
     env.pop("BATON_GATEWAY_API_KEY", None)
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "worker.dev"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "baton.apps.dev"], cwd=ROOT, env=env, stdout=stdout, stderr=stderr
+        )
 
     def output() -> str:
         return f"--- stdout\n{out.read_text()}\n--- stderr\n{err.read_text()[-4000:]}"

@@ -11,12 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
-
-from baton import client as baton
-from baton.messages import (
+from baton.apps import client as baton
+from baton.contract.messages import (
     ConversationStart,
     CoolingStatus,
     CustomerFacts,
@@ -26,13 +22,17 @@ from baton.messages import (
     QueueEntry,
     ResolveRequest,
 )
+from baton.worker.wiring import build_worker
+from baton.workflows.customer import CustomerWorkflow, customer_workflow_id
+from baton.workflows.queue import QueueWorkflow, queue_workflow_id
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
 from baton.settings import Settings
 from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually, until
 from tests.samples import DISTINCT_QUESTIONS
-from worker.wiring import build_worker
-from workflows.customer import CustomerWorkflow, customer_workflow_id
-from workflows.queue import QueueWorkflow, queue_workflow_id
 
 SECRET = "edge-secret"
 
@@ -326,10 +326,9 @@ async def test_a_renewal_window_opening_mid_conversation_changes_the_decision(
 async def test_declared_incidents_are_recorded_for_reporting(
     env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
 ) -> None:
+    from baton.store.database import create_engine, migrate_async, session_factory
+    from baton.store.models import Incident as IncidentRow
     from sqlalchemy import select
-
-    from store.database import create_engine, migrate_async, session_factory
-    from store.models import Incident as IncidentRow
 
     settings = make_settings(task_queue, receiver, policy=_always_open())
     store = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'ops.db'}"

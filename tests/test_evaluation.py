@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-
-from baton import evaluation
+from baton.apps import evaluation
 
 
 def rec(

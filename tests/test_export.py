@@ -15,13 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
-
-from baton.client import close, get_state, handle, pickup, resolve, send_message
-from baton.export import export_conversations, label_for, parse_when, transcript_line, visibility_query
-from baton.messages import (
+from baton.apps.client import close, get_state, handle, pickup, resolve, send_message
+from baton.apps.export import export_conversations, label_for, parse_when, transcript_line, visibility_query
+from baton.apps.replay import ReplayConversation
+from baton.contract.messages import (
     ConversationStart,
     ConversationState,
     CustomerFacts,
@@ -32,10 +29,13 @@ from baton.messages import (
     Signals,
     TranscriptEntry,
 )
-from baton.replay import ReplayConversation
+from baton.worker.wiring import build_worker
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
 from baton.settings import Settings
 from tests.samples import PRODUCT_QUESTIONS
-from worker.wiring import build_worker
 
 VISIBILITY_WAIT_SECONDS = 30.0
 TOPICS = PRODUCT_QUESTIONS[:8]
@@ -257,7 +257,7 @@ async def run_cli(world: World, *args: str, address: str | None = None) -> subpr
     env = {**os.environ, "BATON_TEMPORAL_ADDRESS": address or world.address}
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "baton.cli", *args],
+        [sys.executable, "-m", "baton.apps.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,

@@ -13,11 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
-
-from baton.client import get_state, handle, send_message
-from baton.messages import (
+from baton.apps.client import get_state, handle, send_message
+from baton.contract.messages import (
     ConversationStart,
     MessageIn,
     Phase,
@@ -26,12 +23,15 @@ from baton.messages import (
     QueueEntry,
     ResolveRequest,
 )
+from baton.worker.wiring import build_worker
+from baton.workflows.conversation import ConversationWorkflow
+from baton.workflows.queue import QueueWorkflow, queue_workflow_id
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
 from baton.settings import Settings
 from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually
-from worker.wiring import build_worker
-from workflows.conversation import ConversationWorkflow
-from workflows.queue import QueueWorkflow, queue_workflow_id
 
 SECRET = "receiver-secret"
 

@@ -18,15 +18,8 @@ from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
-
-from activities.handoff import FAILURE_TYPE, SYSTEM_PROMPT, HandoffActivities, note_schema
-from activities.note_fallback import account_line, fallback_note, trigger_lines
-from activities.scoring import score
-from baton.messages import (
+from baton.activities.handoff import FAILURE_TYPE, SYSTEM_PROMPT, HandoffActivities, note_schema
+from baton.contract.messages import (
     CustomerContext,
     CustomerFacts,
     HandoffNote,
@@ -34,6 +27,13 @@ from baton.messages import (
     TranscriptEntry,
     TriggerHit,
 )
+from baton.domain.handoff_note import account_line, fallback_note, trigger_lines
+from baton.domain.scoring import score
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
 from baton.settings import Settings
 
 MODEL = "baton-note-test-model"
@@ -507,7 +507,7 @@ def test_fallback_quotes_little_of_the_customer() -> None:
 def test_fallback_is_safe_in_workflow_code() -> None:
     """Only the standard library's pure modules and Baton's pure modules: no I/O, clock or randomness."""
     allowed_stdlib = {"__future__", "re", "collections", "collections.abc", "dataclasses", "typing", "math"}
-    allowed_baton = {"baton.messages", "baton.text", "activities.scoring"}
+    allowed_baton = {"baton.contract.messages", "baton.domain.text", "baton.domain.scoring"}
     source = Path(sys.modules[fallback_note.__module__].__file__ or "").read_text(encoding="utf-8")
     imported: set[str] = set()
     clock_calls: set[str] = set()

@@ -6,10 +6,9 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from policies import load_policy
-from policies.hours import format_callback, is_open, next_opening
-from policies.schema import BusinessHours, TeamHours
+from baton.policies import load_policy
+from baton.policies.hours import format_callback, is_open, next_opening
+from baton.policies.schema import BusinessHours, TeamHours
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-
-from activities.scoring import score
-from baton.messages import (
+from baton.contract.messages import (
     ConversationStart,
     ConversationState,
     CoolingStatus,
@@ -19,8 +17,10 @@ from baton.messages import (
     Signals,
     TranscriptEntry,
 )
-from policies import Policy, evaluate, load_policy
-from policies.engine import classify, effective_threshold, standing
+from baton.domain.scoring import score
+from baton.policies import Policy, evaluate, load_policy
+from baton.policies.engine import classify, effective_threshold, standing
+
 from tests.samples import DISTINCT_QUESTIONS
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

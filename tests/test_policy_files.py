@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from policies import PolicyError, load_policy, load_policy_text
-from policies.matrix import render_matrix
+from baton.policies import PolicyError, load_policy, load_policy_text
+from baton.policies.matrix import render_matrix
 
 DEFAULT = Path("policies/default.yaml")
 
@@ -93,13 +92,13 @@ def test_invalid_yaml_and_missing_file() -> None:
 
 def test_policy_check_cli(tmp_path: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "baton.cli", "policy", "check", str(DEFAULT)], capture_output=True, text=True
+        [sys.executable, "-m", "baton.apps.cli", "policy", "check", str(DEFAULT)], capture_output=True, text=True
     )
     assert ok.returncode == 0 and "ok" in ok.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text(default_text().replace("threshold: 8", "threshold: -8"))
     result = subprocess.run(
-        [sys.executable, "-m", "baton.cli", "policy", "check", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "baton.apps.cli", "policy", "check", str(bad)], capture_output=True, text=True
     )
     assert result.returncode == 1
     assert f"{bad}:{line_of(bad.read_text(), 'threshold: -8')}: triggers[3].when.threshold" in result.stderr
@@ -107,7 +106,10 @@ def test_policy_check_cli(tmp_path: Path) -> None:
 
 def test_policy_show_renders_matrix() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "baton.cli", "policy", "show", str(DEFAULT)], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "baton.apps.cli", "policy", "show", str(DEFAULT)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     header = next(line for line in out.splitlines() if line.startswith("trigger"))
     for column in ("category", "condition", "urgency", "enterprise", "mid_market", "smb", "self_serve"):
@@ -123,7 +125,10 @@ def test_policy_show_renders_matrix() -> None:
 
 def test_policy_show_renders_hours_surge_cooling_and_handoff() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "baton.cli", "policy", "show", str(DEFAULT)], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "baton.apps.cli", "policy", "show", str(DEFAULT)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     lines = out.splitlines()
     # Business hours: zone, holidays and each weekday per team (default, then the priority queue).

@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from baton.apps.replay import ReplayConversation, message_times, read_transcripts, rebase_customer
 
-from baton.replay import ReplayConversation, message_times, read_transcripts, rebase_customer
 from tests.samples import DISTINCT_QUESTIONS
 
 EXAMPLES = Path("examples/transcripts.jsonl")
@@ -20,7 +20,7 @@ EXAMPLES = Path("examples/transcripts.jsonl")
 
 def run_replay(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "baton.cli", "replay", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "baton.apps.cli", "replay", *args], capture_output=True, text=True, timeout=300
     )
 
 

@@ -24,22 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import pool, text, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
-from baton import report as reporting
-from baton import review
-from baton.client import close, handle, pickup, resolve, send_message
-from baton.messages import ConversationStart, CustomerFacts, Decision, MessageIn, PickupRequest, ResolveRequest
-from baton.report import FIGURES, Month, ReportOptions
-from baton.settings import Settings
-from store import records
-from store.database import create_engine, migrate_async, session_factory
-from store.models import Conversation
-from store.records import (
+from baton.apps import report as reporting
+from baton.apps import review
+from baton.apps.client import close, handle, pickup, resolve, send_message
+from baton.apps.report import FIGURES, Month, ReportOptions
+from baton.contract import search_attributes
+from baton.contract.messages import ConversationStart, CustomerFacts, Decision, MessageIn, PickupRequest, ResolveRequest
+from baton.store import records
+from baton.store.database import create_engine, migrate_async, session_factory
+from baton.store.models import Conversation
+from baton.store.records import (
     ConversationEndRecord,
     ConversationStartRecord,
     EscalationRecord,
@@ -47,9 +41,15 @@ from store.records import (
     ResolutionRecord,
     escalation_id,
 )
+from baton.worker.wiring import build_worker
+from sqlalchemy import pool, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from baton.settings import Settings
 from tests.conftest import server_binary
-from worker.wiring import build_worker
-from workflows import search_attributes
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ async def sessions_for(url: str) -> AsyncIterator[async_sessionmaker[AsyncSessio
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "baton.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "baton.apps.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from activities.scoring import score
-from baton.messages import Intent
+from baton.contract.messages import Intent
+from baton.domain.scoring import score
 
 INTENT_CASES = [
     ("I want to talk to a human", {Intent.HUMAN_REQUEST}),

@@ -25,6 +25,26 @@ with workflow.unsafe.imports_passed_through():
     import pytest
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
+    from baton.activities.records import RecordActivities
+    from baton.store import records
+    from baton.store.database import (
+        create_engine,
+        current_revision,
+        head_revision,
+        migrate,
+        migrate_async,
+        session_factory,
+    )
+    from baton.store.models import Base, Conversation, Escalation, ReviewLabel
+    from baton.store.records import (
+        ConversationEndRecord,
+        ConversationStartRecord,
+        EscalationRecord,
+        PickupRecord,
+        ResolutionRecord,
+        ReviewLabelRecord,
+        conversation_outcome,
+    )
     from sqlalchemy import insert, inspect, pool, select, text
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import IntegrityError
@@ -34,20 +54,6 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.exceptions import ApplicationError
     from temporalio.testing import ActivityEnvironment
     from temporalio.worker import Worker
-
-    from activities.records import RecordActivities
-    from store import records
-    from store.database import create_engine, current_revision, head_revision, migrate, migrate_async, session_factory
-    from store.models import Base, Conversation, Escalation, ReviewLabel
-    from store.records import (
-        ConversationEndRecord,
-        ConversationStartRecord,
-        EscalationRecord,
-        PickupRecord,
-        ResolutionRecord,
-        ReviewLabelRecord,
-        conversation_outcome,
-    )
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
 TABLES = {"conversations", "escalations", "incidents", "review_labels", "alembic_version"}

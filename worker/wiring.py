@@ -7,26 +7,26 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
+from baton.activities.crm import CrmAdapter
+from baton.activities.crm_factory import build_crm
+from baton.activities.delivery import DeliveryActivities
+from baton.activities.handoff import HandoffActivities
+from baton.activities.operations import OperationsActivities
+from baton.activities.policy import PolicyStore
+from baton.activities.records import RecordActivities
+from baton.activities.routing import RoutingActivities
+from baton.activities.setup import SetupActivities
+from baton.store.database import create_engine
+from baton.workflows.conversation import ConversationWorkflow
+from baton.workflows.customer import CustomerWorkflow
+from baton.workflows.operations import OperationsWorkflow
+from baton.workflows.queue import QueueWorkflow
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.crm import CrmAdapter
-from activities.crm_factory import build_crm
-from activities.delivery import DeliveryActivities
-from activities.handoff import HandoffActivities
-from activities.operations import OperationsActivities
-from activities.policy import PolicyStore
-from activities.records import RecordActivities
-from activities.routing import RoutingActivities
-from activities.setup import SetupActivities
 from baton.settings import Settings
-from store.database import create_engine
-from workflows.conversation import ConversationWorkflow
-from workflows.customer import CustomerWorkflow
-from workflows.operations import OperationsWorkflow
-from workflows.queue import QueueWorkflow
 
 WORKFLOWS = [ConversationWorkflow, QueueWorkflow, CustomerWorkflow, OperationsWorkflow]
 

@@ -21,9 +21,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.note_fallback import fallback_note
-    from activities.scoring import score
-    from baton.messages import (
+    from baton.contract import search_attributes as sa
+    from baton.contract.messages import (
         CloseRequest,
         ContextInput,
         ConversationInput,
@@ -57,13 +56,15 @@ with workflow.unsafe.imports_passed_through():
         TranscriptEntry,
         message_problems,
     )
-    from policies.engine import evaluate
-    from policies.hours import format_callback, is_open, next_opening
-    from policies.routing import choose_queue, segment_rank
-    from policies.schema import Policy
-    from policies.surge import incident_text, is_incident_question
-    from policies.wording import async_escalation_text, escalation_text, transfer_reason, waiting_text
-    from store.records import (
+    from baton.domain.handoff_note import fallback_note
+    from baton.domain.scoring import score
+    from baton.policies.engine import evaluate
+    from baton.policies.hours import format_callback, is_open, next_opening
+    from baton.policies.routing import choose_queue, segment_rank
+    from baton.policies.schema import Policy
+    from baton.policies.surge import incident_text, is_incident_question
+    from baton.policies.wording import async_escalation_text, escalation_text, transfer_reason, waiting_text
+    from baton.store.records import (
         ConversationEndRecord,
         ConversationStartRecord,
         EscalationRecord,
@@ -71,7 +72,6 @@ with workflow.unsafe.imports_passed_through():
         ResolutionRecord,
         conversation_outcome,
     )
-    from workflows import search_attributes as sa
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
 LOCAL_TIMEOUT = timedelta(seconds=10)

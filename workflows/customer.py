@@ -15,7 +15,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import CoolingStatus, ResolvedEscalation
+    from baton.contract.messages import CoolingStatus, ResolvedEscalation
 
 
 def customer_workflow_id(customer_id: str, task_queue: str) -> str:

@@ -15,8 +15,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import Incident, OperationsEvent, OperationsState, OperationsStatus
-    from store.records import IncidentRecord
+    from baton.contract.messages import Incident, OperationsEvent, OperationsState, OperationsStatus
+    from baton.store.records import IncidentRecord
 
 RATE_WINDOW = timedelta(hours=1)
 

@@ -15,7 +15,7 @@ from collections import deque
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import QueueEntry, QueueRemoval, QueueState, QueueStatus
+    from baton.contract.messages import QueueEntry, QueueRemoval, QueueState, QueueStatus
 
 URGENCY_RANK = {"immediate": 0, "queued": 1}
 PICKUPS_REMEMBERED = 20

@@ -12,10 +12,9 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
+from baton.store.models import Base, UTCDateTime
 from sqlalchemy import Connection, pool
 from sqlalchemy.engine import URL, make_url
-
-from store.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -67,7 +66,7 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    from store.database import create_engine
+    from baton.store.database import create_engine
 
     engine = create_engine(_url(), poolclass=pool.NullPool)
     try:

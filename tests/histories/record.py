@@ -14,18 +14,18 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from baton.apps.binaries import test_server
+from baton.apps.client import close, handle, send_message
+from baton.contract import search_attributes
+from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn
+from baton.policies import load_policy
+from baton.store.database import migrate_async
+from baton.worker.wiring import build_worker
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from baton.binaries import test_server
-from baton.client import close, handle, send_message
-from baton.messages import ConversationStart, CustomerFacts, MessageIn
 from baton.settings import Settings
-from policies import load_policy
-from store.database import migrate_async
-from worker.wiring import build_worker
-from workflows import search_attributes
 
 SCRIPT = [
     ("m1", "customer", "How do I export my reports to CSV?"),

@@ -29,10 +29,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from baton.binaries import temporal_cli
+from baton.apps.binaries import temporal_cli
+from baton.contract import search_attributes
+
 from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
-from workflows import search_attributes
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -231,7 +232,7 @@ async def wait_for_server(
     settings: Settings, config: DevConfig, proc: subprocess.Popen[bytes], stop: asyncio.Event
 ) -> Client | None:
     """Connect once the server accepts connections; None if asked to stop first."""
-    from worker.wiring import connect
+    from baton.worker.wiring import connect
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.startup_timeout
@@ -343,8 +344,8 @@ async def _finish(task: asyncio.Task[None], name: str, timeout: float) -> bool:
 
 
 async def run_stack(settings: Settings, config: DevConfig, proc: subprocess.Popen[bytes]) -> int:
-    from baton.gateway import serve
-    from worker.main import run_worker
+    from baton.apps.gateway import serve
+    from baton.worker.main import run_worker
 
     loop = asyncio.get_running_loop()
     shutdown = asyncio.Event()

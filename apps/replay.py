@@ -32,21 +32,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
+from baton.activities.crm import EmbeddedCrm
+from baton.apps import evaluation
+from baton.apps.binaries import test_server
+from baton.apps.client import close, get_state, send_message
+from baton.contract import search_attributes
+from baton.contract.messages import ConversationStart, CustomerFacts, HandoffNote, MessageIn, Role, TriggerHit
+from baton.policies import PolicyError, load_policy
+from baton.store.database import migrate_async
+from baton.worker.wiring import build_worker
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.crm import EmbeddedCrm
-from baton import evaluation
-from baton.binaries import test_server
-from baton.client import close, get_state, send_message
-from baton.messages import ConversationStart, CustomerFacts, HandoffNote, MessageIn, Role, TriggerHit
 from baton.settings import Settings
-from policies import PolicyError, load_policy
-from store.database import migrate_async
-from worker.wiring import build_worker
-from workflows import search_attributes
 
 CUSTOMER_GAP = timedelta(seconds=20)
 BOT_GAP = timedelta(seconds=2)

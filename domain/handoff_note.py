@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from baton.messages import (
+from baton.contract.messages import (
     BugTicketDraft,
     CustomerContext,
     HandoffNote,
@@ -20,7 +20,7 @@ from baton.messages import (
     TranscriptEntry,
     TriggerHit,
 )
-from baton.text import content_terms, similarity
+from baton.domain.text import content_terms, similarity
 
 GIST_CHARS = 110
 BOT_GIST_CHARS = 90

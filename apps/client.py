@@ -5,17 +5,8 @@ Used by the gateway, the CLI and the replay command alike.
 
 from __future__ import annotations
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
-
-from baton.messages import (
+from baton.contract import search_attributes as sa
+from baton.contract.messages import (
     CloseRequest,
     ConversationInput,
     ConversationStart,
@@ -31,9 +22,17 @@ from baton.messages import (
     ResolveRequest,
     SurgeThresholds,
 )
-from workflows import search_attributes as sa
-from workflows.conversation import ConversationWorkflow
-from workflows.operations import OperationsWorkflow, operations_workflow_id
+from baton.workflows.conversation import ConversationWorkflow
+from baton.workflows.operations import OperationsWorkflow, operations_workflow_id
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 
 class ConversationClosedError(Exception):

@@ -10,7 +10,7 @@ TEMPORAL_COMMANDS = ("replay", "export", "worker", "gateway", "dev", "incident")
 
 
 def _policy_check(args: argparse.Namespace) -> int:
-    from policies import PolicyError, load_policy
+    from baton.policies import PolicyError, load_policy
 
     status = 0
     for path in args.files:
@@ -28,8 +28,8 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _policy_show(args: argparse.Namespace) -> int:
-    from policies import PolicyError, load_policy
-    from policies.matrix import render_matrix
+    from baton.policies import PolicyError, load_policy
+    from baton.policies.matrix import render_matrix
 
     try:
         policy = load_policy(args.file)
@@ -42,13 +42,13 @@ def _policy_show(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from baton.replay import run_replay_command
+    from baton.apps.replay import run_replay_command
 
     return run_replay_command(args)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from baton.export import run_export_command
+    from baton.apps.export import run_export_command
 
     return run_export_command(args)
 
@@ -66,12 +66,12 @@ def _f1_drop(value: str) -> float:
 def _incident(args: argparse.Namespace) -> int:
     import asyncio
 
+    from baton.apps import client as baton_client
+    from baton.contract.messages import Incident
+    from baton.worker.wiring import connect
     from temporalio.client import WorkflowUpdateFailedError
 
-    from baton import client as baton_client
-    from baton.messages import Incident
     from baton.settings import get_settings
-    from worker.wiring import connect
 
     settings = get_settings()
 
@@ -95,21 +95,21 @@ def _incident(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from worker.main import main
+    from baton.worker.main import main
 
     main()
     return 0
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from baton.gateway import main
+    from baton.apps.gateway import main
 
     main()
     return 0
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from worker.dev import main
+    from baton.apps.dev import main
 
     return main()
 
@@ -121,13 +121,13 @@ def _database_url(args: argparse.Namespace) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from baton.report import run_report_command
+    from baton.apps.report import run_report_command
 
     return run_report_command(args, _database_url(args))
 
 
 def _review(args: argparse.Namespace) -> int:
-    from baton.review import run_label_command, run_sample_command
+    from baton.apps.review import run_label_command, run_sample_command
 
     if args.review_command == "sample":
         return run_sample_command(args, _database_url(args))
@@ -135,10 +135,9 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
+    from baton.store.database import head_revision, migrate
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
-
-    from store.database import head_revision, migrate
 
     url = _database_url(args)
     shown = make_url(url).render_as_string(hide_password=True)
@@ -154,7 +153,7 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _add_reporting_commands(sub: argparse._SubParsersAction) -> None:
-    from baton.report import (
+    from baton.apps.report import (
         DEFAULT_HIGH_VALUE_SEGMENTS,
         FORMATS,
         GROUPINGS,
@@ -163,7 +162,7 @@ def _add_reporting_commands(sub: argparse._SubParsersAction) -> None:
         month_argument,
         parse_segments,
     )
-    from baton.review import DEFAULT_SEED, yes_no
+    from baton.apps.review import DEFAULT_SEED, yes_no
 
     store_help = "SQLAlchemy async URL of the store (default: BATON_DATABASE_URL)"
     report = sub.add_parser(
@@ -255,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=["table", "markdown"], default="table")
     show.set_defaults(func=_policy_show)
 
-    from baton.evaluation import DEFAULT_MAX_F1_DROP
+    from baton.apps.evaluation import DEFAULT_MAX_F1_DROP
 
     replay = sub.add_parser(
         "replay",

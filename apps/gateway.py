@@ -14,17 +14,8 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import structlog
 import uvicorn
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Security, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field, ValidationError
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.exceptions import ApplicationError, FailureError
-from temporalio.service import RPCError, RPCStatusCode
-
-from baton import client as baton_client
-from baton.logging import configure_logging, get_logger
-from baton.messages import (
+from baton.apps import client as baton_client
+from baton.contract.messages import (
     ConversationStart,
     ConversationState,
     CustomerFacts,
@@ -37,6 +28,15 @@ from baton.messages import (
     ResolveRequest,
     message_problems,
 )
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Security, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field, ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
 
 log = get_logger("baton.gateway")
@@ -399,7 +399,7 @@ async def serve(
     """Serve the gateway in the caller's event loop (the dev stack runs it next to a worker)."""
     if client is None:
         # Imported here: worker.wiring pulls in the activity modules, which a gateway never runs.
-        from worker.wiring import connect
+        from baton.worker.wiring import connect
 
         client = await connect(settings)
     app = create_app(client, settings)

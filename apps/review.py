@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from baton.report import (
+from baton.apps.report import (
     NO_TRIGGER,
     UNKNOWN,
     EscalationFacts,
@@ -34,6 +32,7 @@ from baton.report import (
     load_months,
     store_session,
 )
+from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -121,8 +120,8 @@ async def label(
     engine: AsyncEngine | None = None,
 ) -> bool | None:
     """Record a reviewer's verdict; returns the agent's disposition. Raises UnknownEscalationError."""
-    from store.models import Escalation
-    from store.records import ReviewLabelRecord, record_review_label
+    from baton.store.models import Escalation
+    from baton.store.records import ReviewLabelRecord, record_review_label
 
     async with store_session(url, engine, begin=True) as session:
         escalation = await session.get(Escalation, escalation_id)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import re
 
-from baton.messages import Intent, Signals
-from baton.text import content_terms, similarity
+from baton.contract.messages import Intent, Signals
+from baton.domain.text import content_terms, similarity
 
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]+|,|\bbut\b|\bjust\b|\bso\b")
 _TOKEN = re.compile(r"[a-z0-9']+")

@@ -60,6 +60,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from baton.contract.messages import ConversationState, Escalation, Intent
+from baton.store.records import ABANDONED_REASONS
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -68,9 +70,6 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
-
-from baton.messages import ConversationState, Escalation, Intent
-from store.records import ABANDONED_REASONS
 
 WORKFLOW_TYPE = "ConversationWorkflow"
 QUERY_TIMEOUT = timedelta(seconds=15)

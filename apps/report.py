@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from baton.evaluation import median, p90
+from baton.apps.evaluation import median, p90
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -211,9 +211,8 @@ class MonthData:
 
 async def load_months(session: AsyncSession, months: Sequence[Month]) -> dict[Month, MonthData]:
     """The conversations of each month, with their escalations and review labels."""
+    from baton.store.models import Conversation, Escalation, ReviewLabel
     from sqlalchemy import func, select
-
-    from store.models import Conversation, Escalation, ReviewLabel
 
     data = {m: MonthData(m) for m in months}
     if not months:
@@ -768,7 +767,7 @@ def build_report(current: MonthData, previous: MonthData, options: ReportOptions
 
 async def check_store(engine: AsyncEngine) -> None:
     """Refuse a database without Baton's schema, or behind the newest migration."""
-    from store.database import current_revision, head_revision
+    from baton.store.database import current_revision, head_revision
 
     async with engine.connect() as connection:
         revision = await connection.run_sync(current_revision)
@@ -794,7 +793,7 @@ def check_sqlite_exists(url: str) -> None:
 @asynccontextmanager
 async def store_session(url: str, engine: AsyncEngine | None = None, begin: bool = False) -> AsyncIterator[Any]:
     """A session on a checked, migrated store; the engine is created and disposed here unless one is given."""
-    from store.database import create_engine, session_factory
+    from baton.store.database import create_engine, session_factory
 
     own = engine is None
     if own:
@@ -1061,7 +1060,7 @@ def run_report_command(args: argparse.Namespace, database_url: str) -> int:
         return 2
     print(render(result, args.format))
     if args.chart:
-        from baton.chart import render_chart
+        from baton.apps.chart import render_chart
 
         try:
             render_chart(result, args.chart)
