@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 import httpx
-from baton.contract.messages import ContextInput, CustomerContext, CustomerFacts
 from temporalio import activity
 
+from baton.contract.messages import ContextInput, CustomerContext, CustomerFacts
 from baton.logging import get_logger
 
 DEMO_CRM_FILE = Path(__file__).with_name("crm_demo.json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from baton.activities.crm import CrmAdapter, EmbeddedCrm
-
 from baton.settings import Settings
 
 

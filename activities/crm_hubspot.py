@@ -13,10 +13,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
 from baton.activities.crm import CrmError, check_response, transport_error
 from baton.activities.crm_factory import require
 from baton.contract.messages import CustomerFacts
-
 from baton.settings import Settings
 
 CONTACT_PROPERTIES = ("lifecyclestage", "hubspot_owner_id", "createdate")

@@ -12,10 +12,10 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+
 from baton.activities.crm import CrmError, check_response, transport_error
 from baton.activities.crm_factory import require
 from baton.contract.messages import CustomerFacts
-
 from baton.settings import Settings
 
 # Subscriptions that bill (count towards MRR and the renewal date).

@@ -19,11 +19,12 @@ import time
 from typing import Any
 
 import httpx
-from baton.activities import paging, webhooks
-from baton.contract.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.activities import paging, webhooks
+from baton.contract.activities import Delivery
+from baton.contract.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
 from baton.logging import get_logger
 from baton.settings import Settings
 
@@ -40,7 +41,7 @@ def short_reason(response: httpx.Response) -> str:
     return f"{reason}: {text[:REASON_CHARS]}" if text else reason
 
 
-class DeliveryActivities:
+class DeliveryActivities(Delivery):
     """The webhook activities; one shared HTTP client, created on first use unless given."""
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:

@@ -21,12 +21,13 @@ import time
 from typing import Any
 
 import openai
-from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
-from baton.domain.handoff_note import account_line, clip, fallback_note, trigger_lines
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.contract.activities import Handoff
+from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
+from baton.domain.handoff_note import account_line, clip, fallback_note, trigger_lines
 from baton.logging import get_logger
 from baton.settings import Settings
 
@@ -235,7 +236,7 @@ def _failure_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class HandoffActivities:
+class HandoffActivities(Handoff):
     def __init__(self, settings: Settings, client: openai.AsyncOpenAI | None = None) -> None:
         self._settings = settings
         self._client = client

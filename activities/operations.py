@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import time
 
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from baton.contract.activities import Operations
+from baton.contract.ids import customer_workflow_id, operations_workflow_id
 from baton.contract.messages import (
     CoolingStatus,
     OperationsEvent,
@@ -11,16 +17,13 @@ from baton.contract.messages import (
     OperationsStatus,
     ResolvedEscalation,
 )
-from baton.workflows.customer import CustomerWorkflow, customer_workflow_id
-from baton.workflows.operations import OperationsWorkflow, operations_workflow_id
-from temporalio import activity
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from baton.workflows.customer import CustomerWorkflow
+from baton.workflows.operations import OperationsWorkflow
 
 STATUS_CACHE_SECONDS = 1.0
 
 
-class OperationsActivities:
+class OperationsActivities(Operations):
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue

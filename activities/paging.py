@@ -35,10 +35,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from baton.contract.messages import DeliveryResult, PageRequest
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.contract.messages import DeliveryResult, PageRequest
 from baton.logging import get_logger
 
 log = get_logger(__name__)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from baton.policies import Policy, PolicyError, load_policy, policy_path
 from temporalio.exceptions import ApplicationError
+
+from baton.policies import Policy, PolicyError, load_policy, policy_path
 
 
 class PolicyStore:

@@ -10,6 +10,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from pydantic import BaseModel
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from baton.contract.activities import Records
+from baton.logging import get_logger
 from baton.store import records
 from baton.store.database import session_factory
 from baton.store.records import (
@@ -20,20 +28,13 @@ from baton.store.records import (
     PickupRecord,
     ResolutionRecord,
 )
-from pydantic import BaseModel
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
-
-from baton.logging import get_logger
 
 log = get_logger(__name__)
 
 R = TypeVar("R", bound=BaseModel)
 
 
-class RecordActivities:
+class RecordActivities(Records):
     """The store's activities; give them the worker's engine (or a session factory on it)."""
 
     def __init__(self, store: AsyncEngine | async_sessionmaker[AsyncSession]) -> None:

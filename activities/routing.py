@@ -6,14 +6,17 @@ client: signal-with-start so a queue exists the moment it is first needed.
 
 from __future__ import annotations
 
-from baton.contract.messages import QueueRemovalRequest, QueueRequest, QueueState, QueueStatus, QueueStatusRequest
-from baton.workflows.queue import QueueWorkflow, queue_workflow_id
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from baton.contract.activities import Routing
+from baton.contract.ids import queue_workflow_id
+from baton.contract.messages import QueueRemovalRequest, QueueRequest, QueueState, QueueStatus, QueueStatusRequest
+from baton.workflows.queue import QueueWorkflow
 
-class RoutingActivities:
+
+class RoutingActivities(Routing):
     def __init__(self, client: Client, task_queue: str) -> None:
         self._client = client
         self._task_queue = task_queue

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from baton.activities.crm import CRM_DEADLINE_SECONDS, CrmAdapter, customer_context
-from baton.activities.policy import PolicyStore
-from baton.contract.messages import ConversationSetup, CoolingStatus, SetupRequest
 from temporalio import activity
 
+from baton.activities.crm import CRM_DEADLINE_SECONDS, CrmAdapter, customer_context
+from baton.activities.policy import PolicyStore
+from baton.contract.activities import Setup
+from baton.contract.messages import ConversationSetup, CoolingStatus, SetupRequest
 
-class SetupActivities:
+
+class SetupActivities(Setup):
     def __init__(
         self, crm: CrmAdapter, policies: PolicyStore, cooling: Callable[[str], Awaitable[CoolingStatus | None]]
     ) -> None:

@@ -17,10 +17,11 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-from baton.apps.report import Month
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+
+from baton.apps.report import Month
 
 MAX_GROUPS = 8  # the groups with the most escalations; more would not read on a slide
 THIS_MONTH = "#1f5fa8"

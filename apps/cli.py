@@ -66,12 +66,12 @@ def _f1_drop(value: str) -> float:
 def _incident(args: argparse.Namespace) -> int:
     import asyncio
 
-    from baton.apps import client as baton_client
-    from baton.contract.messages import Incident
-    from baton.worker.wiring import connect
     from temporalio.client import WorkflowUpdateFailedError
 
+    from baton.apps import client as baton_client
+    from baton.contract.messages import Incident
     from baton.settings import get_settings
+    from baton.worker.connection import connect
 
     settings = get_settings()
 
@@ -135,9 +135,10 @@ def _review(args: argparse.Namespace) -> int:
 
 
 def _db(args: argparse.Namespace) -> int:
-    from baton.store.database import head_revision, migrate
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
+
+    from baton.store.database import head_revision, migrate
 
     url = _database_url(args)
     shown = make_url(url).render_as_string(hide_password=True)

@@ -1,10 +1,22 @@
 """What a chat backend does with Baton, as functions over a Temporal client.
 
-Used by the gateway, the CLI and the replay command alike.
+Used by the gateway, the CLI and the replay command alike. Workflows and their handlers are
+addressed by the names in ``baton.contract.ids``, with typed results, so no workflow code loads here.
 """
 
 from __future__ import annotations
 
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from baton.contract import ids
 from baton.contract import search_attributes as sa
 from baton.contract.messages import (
     CloseRequest,
@@ -22,17 +34,6 @@ from baton.contract.messages import (
     ResolveRequest,
     SurgeThresholds,
 )
-from baton.workflows.conversation import ConversationWorkflow
-from baton.workflows.operations import OperationsWorkflow, operations_workflow_id
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 
 class ConversationClosedError(Exception):
@@ -44,7 +45,7 @@ class ConversationClosedError(Exception):
 
 
 def workflow_id(conversation_id: str) -> str:
-    return f"conversation-{conversation_id}"
+    return ids.conversation_workflow_id(conversation_id)
 
 
 def static_summary(start: ConversationStart) -> str:
@@ -57,7 +58,7 @@ async def send_message(client: Client, task_queue: str, start: ConversationStart
     Raises ConversationClosedError when the conversation has already ended.
     """
     operation = WithStartWorkflowOperation(
-        ConversationWorkflow.run,
+        ids.CONVERSATION_WORKFLOW,
         ConversationInput(start=start),
         id=workflow_id(start.conversation_id),
         task_queue=task_queue,
@@ -73,7 +74,7 @@ async def send_message(client: Client, task_queue: str, start: ConversationStart
     )
     try:
         return await client.execute_update_with_start_workflow(
-            ConversationWorkflow.add_message, message, start_workflow_operation=operation
+            ids.ADD_MESSAGE, message, start_workflow_operation=operation, result_type=Decision
         )
     except WorkflowAlreadyStartedError as err:
         raise ConversationClosedError(start.conversation_id) from err
@@ -97,31 +98,31 @@ def handle(client: Client, conversation_id: str) -> WorkflowHandle:
 
 
 async def get_state(client: Client, conversation_id: str) -> ConversationState:
-    return await handle(client, conversation_id).query(ConversationWorkflow.state)
+    return await handle(client, conversation_id).query(ids.STATE, result_type=ConversationState)
 
 
 async def close(client: Client, conversation_id: str, reason: str = "closed") -> None:
-    await handle(client, conversation_id).signal(ConversationWorkflow.close, CloseRequest(reason=reason))
+    await handle(client, conversation_id).signal(ids.CLOSE, CloseRequest(reason=reason))
 
 
 async def pickup(client: Client, conversation_id: str, request: PickupRequest) -> PickupResult:
     """An agent takes the conversation; returns the note and transcript. Refused if it is not waiting."""
     return await handle(client, conversation_id).execute_update(
-        ConversationWorkflow.pickup, request, result_type=PickupResult
+        ids.PICKUP, request, result_type=PickupResult
     )
 
 
 async def resolve(client: Client, conversation_id: str, request: ResolveRequest) -> ConversationState:
     return await handle(client, conversation_id).execute_update(
-        ConversationWorkflow.resolve, request, result_type=ConversationState
+        ids.RESOLVE, request, result_type=ConversationState
     )
 
 
 def _operations_start(task_queue: str, thresholds: SurgeThresholds | None = None) -> WithStartWorkflowOperation:
     return WithStartWorkflowOperation(
-        OperationsWorkflow.run,
+        ids.OPERATIONS_WORKFLOW,
         OperationsState(thresholds=thresholds or SurgeThresholds()),
-        id=operations_workflow_id(task_queue),
+        id=ids.operations_workflow_id(task_queue),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary="Support operations: surge and incidents",
@@ -131,20 +132,23 @@ def _operations_start(task_queue: str, thresholds: SurgeThresholds | None = None
 async def declare_incident(client: Client, task_queue: str, incident: Incident) -> OperationsStatus:
     """An operator declares an incident: a surge starts at once, for live and new conversations."""
     return await client.execute_update_with_start_workflow(
-        OperationsWorkflow.declare_incident, incident, start_workflow_operation=_operations_start(task_queue)
+        ids.DECLARE_INCIDENT,
+        incident,
+        start_workflow_operation=_operations_start(task_queue),
+        result_type=OperationsStatus,
     )
 
 
 async def end_incident(client: Client, task_queue: str, declared_by: str = "operator") -> OperationsStatus:
-    return await client.get_workflow_handle(operations_workflow_id(task_queue)).execute_update(
-        OperationsWorkflow.end_incident, declared_by, result_type=OperationsStatus
+    return await client.get_workflow_handle(ids.operations_workflow_id(task_queue)).execute_update(
+        ids.END_INCIDENT, declared_by, result_type=OperationsStatus
     )
 
 
 async def operations_status(client: Client, task_queue: str) -> OperationsStatus:
     try:
-        return await client.get_workflow_handle(operations_workflow_id(task_queue)).query(
-            OperationsWorkflow.status, result_type=OperationsStatus
+        return await client.get_workflow_handle(ids.operations_workflow_id(task_queue)).query(
+            ids.OPERATIONS_STATUS, result_type=OperationsStatus
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:

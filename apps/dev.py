@@ -30,10 +30,9 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from baton.apps.binaries import temporal_cli
-from baton.contract import search_attributes
-
 from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
+from baton.worker.connection import register_search_attributes, search_attribute_flags
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -149,7 +148,7 @@ def server_command(config: DevConfig) -> list[str]:
         "warn",
         # Registers the attributes in a new database; an existing database keeps
         # what it has, so ensure_search_attributes() adds any that are missing.
-        *search_attributes.cli_flags(),
+        *search_attribute_flags(),
     ]
 
 
@@ -232,7 +231,7 @@ async def wait_for_server(
     settings: Settings, config: DevConfig, proc: subprocess.Popen[bytes], stop: asyncio.Event
 ) -> Client | None:
     """Connect once the server accepts connections; None if asked to stop first."""
-    from baton.worker.wiring import connect
+    from baton.worker.connection import connect
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.startup_timeout
@@ -261,7 +260,7 @@ async def ensure_search_attributes(client: Client, namespace: str, config: DevCo
     from temporalio.service import RPCError
 
     try:
-        await search_attributes.register(client, namespace)
+        await register_search_attributes(client, namespace)
     except RPCError as err:
         raise DevError(
             f"cannot register Baton's search attributes: {err.message}\n"

@@ -60,8 +60,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from baton.contract.messages import ConversationState, Escalation, Intent
-from baton.store.records import ABANDONED_REASONS
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -70,6 +68,9 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
 )
 from temporalio.service import RPCError, RPCStatusCode
+
+from baton.contract.messages import ConversationState, Escalation, Intent
+from baton.contract.records import ABANDONED_REASONS
 
 WORKFLOW_TYPE = "ConversationWorkflow"
 QUERY_TIMEOUT = timedelta(seconds=15)

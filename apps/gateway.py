@@ -14,6 +14,14 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import structlog
 import uvicorn
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Security, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field, ValidationError
+from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
 from baton.apps import client as baton_client
 from baton.contract.messages import (
     ConversationStart,
@@ -28,14 +36,6 @@ from baton.contract.messages import (
     ResolveRequest,
     message_problems,
 )
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Security, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field, ValidationError
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
-from temporalio.exceptions import ApplicationError, FailureError
-from temporalio.service import RPCError, RPCStatusCode
-
 from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
 
@@ -399,7 +399,7 @@ async def serve(
     """Serve the gateway in the caller's event loop (the dev stack runs it next to a worker)."""
     if client is None:
         # Imported here: worker.wiring pulls in the activity modules, which a gateway never runs.
-        from baton.worker.wiring import connect
+        from baton.worker.connection import connect
 
         client = await connect(settings)
     app = create_app(client, settings)

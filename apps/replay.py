@@ -32,21 +32,21 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
-from baton.activities.crm import EmbeddedCrm
-from baton.apps import evaluation
-from baton.apps.binaries import test_server
-from baton.apps.client import close, get_state, send_message
-from baton.contract import search_attributes
-from baton.contract.messages import ConversationStart, CustomerFacts, HandoffNote, MessageIn, Role, TriggerHit
-from baton.policies import PolicyError, load_policy
-from baton.store.database import migrate_async
-from baton.worker.wiring import build_worker
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from baton.activities.crm import EmbeddedCrm
+from baton.apps import evaluation
+from baton.apps.binaries import test_server
+from baton.apps.client import close, get_state, send_message
+from baton.contract.messages import ConversationStart, CustomerFacts, HandoffNote, MessageIn, Role, TriggerHit
+from baton.policies import PolicyError, load_policy
 from baton.settings import Settings
+from baton.store.database import migrate_async
+from baton.worker.connection import register_search_attributes
+from baton.worker.wiring import build_worker
 
 CUSTOMER_GAP = timedelta(seconds=20)
 BOT_GAP = timedelta(seconds=2)
@@ -280,7 +280,7 @@ async def replay_environment() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=test_server(), data_converter=pydantic_data_converter
     )
     async with env:
-        await search_attributes.register(env.client)
+        await register_search_attributes(env.client)
         yield env
 
 

@@ -211,8 +211,9 @@ class MonthData:
 
 async def load_months(session: AsyncSession, months: Sequence[Month]) -> dict[Month, MonthData]:
     """The conversations of each month, with their escalations and review labels."""
-    from baton.store.models import Conversation, Escalation, ReviewLabel
     from sqlalchemy import func, select
+
+    from baton.store.models import Conversation, Escalation, ReviewLabel
 
     data = {m: MonthData(m) for m in months}
     if not months:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from baton.apps.report import (
     NO_TRIGGER,
     UNKNOWN,
@@ -32,7 +34,6 @@ from baton.apps.report import (
     load_months,
     store_session,
 )
-from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession

@@ -29,6 +29,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import temporalio
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
 from baton.apps import client as baton_client
 from baton.contract import search_attributes
 from baton.contract.messages import (
@@ -39,18 +47,10 @@ from baton.contract.messages import (
     Decision,
     MessageIn,
 )
-from baton.store.database import migrate_async
-from baton.worker.wiring import build_worker
-from temporalio.api.enums.v1 import EventType
-from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
-
 from baton.logging import configure_logging
 from baton.settings import Settings
+from baton.store.database import migrate_async
+from baton.worker.wiring import build_worker
 from bench.echo_workflow import EchoWorkflow
 
 BATON = "baton"

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from baton.policies.schema import Policy
 from pydantic import ValidationError
+
+from baton.policies.schema import Policy
 
 POLICY_DIR = Path(__file__).resolve().parent
 

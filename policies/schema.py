@@ -13,8 +13,9 @@ from datetime import date, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from baton.contract.messages import Intent, TriggerCategory, Urgency
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from baton.contract.messages import Intent, TriggerCategory, Urgency
 
 
 class _Strict(BaseModel):

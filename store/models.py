@@ -30,10 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-ID_LENGTH = 200  # baton.messages.MAX_ID_CHARS
-ESCALATION_ID_LENGTH = 2 * ID_LENGTH + 1  # "<conversation_id>:<message_id>"
-LABEL_LENGTH = 200  # segment, tier, queue and policy names, close reasons (longer values are cut by store.records)
-CHANNEL_LENGTH = 40  # baton.messages.ConversationStart.channel
+from baton.contract.records import CHANNEL_LENGTH, ESCALATION_ID_LENGTH, ID_LENGTH, LABEL_LENGTH
 
 Outcome = Literal["open", "bot_resolved", "escalated", "abandoned"]
 OUTCOMES: tuple[str, ...] = ("open", "bot_resolved", "escalated", "abandoned")

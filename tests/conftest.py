@@ -16,15 +16,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from baton.contract import search_attributes
-from baton.store.database import migrate
-from baton.worker.wiring import build_worker
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from baton.contract import search_attributes
 from baton.logging import configure_temporal_runtime
 from baton.settings import Settings
+from baton.store.database import migrate
+from baton.worker.connection import register_search_attributes
+from baton.worker.wiring import build_worker
 
 BIN = Path(sys.executable).parent
 
@@ -46,7 +47,7 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=server_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
-    await search_attributes.register(environment.client)
+    await register_search_attributes(environment.client)
     async with environment:
         yield environment
 

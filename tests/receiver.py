@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import uvicorn
-from baton.activities import webhooks
 from fastapi import FastAPI, Request, Response
+
+from baton.activities import webhooks
 
 T = TypeVar("T")
 

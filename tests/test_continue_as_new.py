@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+from temporalio.testing import WorkflowEnvironment
+
 from baton.apps.client import get_state, handle, send_message
 from baton.contract import search_attributes as sa
 from baton.contract.messages import ConversationStart, MessageIn, Phase
-from baton.worker.wiring import build_worker
-from temporalio.testing import WorkflowEnvironment
-
 from baton.settings import Settings
+from baton.worker.wiring import build_worker
 from tests.samples import PRODUCT_QUESTIONS
 
 

@@ -6,10 +6,11 @@ import asyncio
 import uuid
 
 import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+
 from baton.apps.client import ConversationClosedError, close, get_state, handle, send_message
 from baton.contract import search_attributes as sa
 from baton.contract.messages import ConversationStart, ConversationSummary, CustomerFacts, MessageIn, Phase
-from temporalio.client import Client, WorkflowUpdateFailedError
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -20,19 +20,19 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from structlog.testing import capture_logs
+from temporalio.client import Client
+
 from baton.activities.crm import EmbeddedCrm, customer_context
 from baton.activities.crm_factory import CrmConfigError, build_crm
 from baton.activities.crm_hubspot import HubSpotCrm
 from baton.activities.crm_stripe import StripeCrm
 from baton.apps.client import get_state, send_message
 from baton.contract.messages import ContextInput, ConversationStart, CustomerFacts, MessageIn
-from baton.worker.wiring import build_worker
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
-from structlog.testing import capture_logs
-from temporalio.client import Client
-
 from baton.settings import Settings
+from baton.worker.wiring import build_worker
 
 
 def epoch_ms(day: date) -> str:

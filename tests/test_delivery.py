@@ -28,6 +28,14 @@ with workflow.unsafe.imports_passed_through():
     import httpx
     import pytest
     import uvicorn
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+    from structlog.testing import capture_logs
+    from temporalio.client import Client, WorkflowFailureError
+    from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+    from temporalio.testing import ActivityEnvironment
+    from temporalio.worker import Worker
+
     from baton.activities import webhooks
     from baton.activities.delivery import DeliveryActivities
     from baton.contract.messages import (
@@ -38,14 +46,6 @@ with workflow.unsafe.imports_passed_through():
         PageRequest,
         TranscriptEntry,
     )
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-    from structlog.testing import capture_logs
-    from temporalio.client import Client, WorkflowFailureError
-    from temporalio.exceptions import ActivityError, ApplicationError, RetryState
-    from temporalio.testing import ActivityEnvironment
-    from temporalio.worker import Worker
-
     from baton.settings import Settings
 
 SECRET = "whsec-test-7f3a"

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
 from baton.apps.cli import build_parser
 from baton.contract import search_attributes
 from baton.contract.messages import Decision
-
 from baton.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
 from baton.apps import client as baton
+from baton.contract.ids import customer_workflow_id, queue_workflow_id
 from baton.contract.messages import (
     ConversationStart,
     CoolingStatus,
@@ -22,14 +27,10 @@ from baton.contract.messages import (
     QueueEntry,
     ResolveRequest,
 )
-from baton.worker.wiring import build_worker
-from baton.workflows.customer import CustomerWorkflow, customer_workflow_id
-from baton.workflows.queue import QueueWorkflow, queue_workflow_id
-from temporalio.client import Client
-from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
-
 from baton.settings import Settings
+from baton.worker.wiring import build_worker
+from baton.workflows.customer import CustomerWorkflow
+from baton.workflows.queue import QueueWorkflow
 from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually, until
 from tests.samples import DISTINCT_QUESTIONS
@@ -326,9 +327,10 @@ async def test_a_renewal_window_opening_mid_conversation_changes_the_decision(
 async def test_declared_incidents_are_recorded_for_reporting(
     env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
 ) -> None:
+    from sqlalchemy import select
+
     from baton.store.database import create_engine, migrate_async, session_factory
     from baton.store.models import Incident as IncidentRow
-    from sqlalchemy import select
 
     settings = make_settings(task_queue, receiver, policy=_always_open())
     store = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'ops.db'}"

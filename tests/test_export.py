@@ -15,6 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import WorkflowEnvironment
+
 from baton.apps.client import close, get_state, handle, pickup, resolve, send_message
 from baton.apps.export import export_conversations, label_for, parse_when, transcript_line, visibility_query
 from baton.apps.replay import ReplayConversation
@@ -29,12 +33,8 @@ from baton.contract.messages import (
     Signals,
     TranscriptEntry,
 )
-from baton.worker.wiring import build_worker
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError, RPCStatusCode
-from temporalio.testing import WorkflowEnvironment
-
 from baton.settings import Settings
+from baton.worker.wiring import build_worker
 from tests.samples import PRODUCT_QUESTIONS
 
 VISIBILITY_WAIT_SECONDS = 30.0

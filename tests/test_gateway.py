@@ -12,14 +12,14 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from baton.apps.client import workflow_id
-from baton.apps.gateway import create_app, serve, serve_app
-from baton.contract.messages import ConversationSummary, Phase
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from baton.apps.client import workflow_id
+from baton.apps.gateway import create_app, serve, serve_app
+from baton.contract.messages import ConversationSummary, Phase
 from baton.settings import Settings
 
 

@@ -13,7 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
 from baton.apps.client import get_state, handle, send_message
+from baton.contract.ids import queue_workflow_id
 from baton.contract.messages import (
     ConversationStart,
     MessageIn,
@@ -23,13 +27,10 @@ from baton.contract.messages import (
     QueueEntry,
     ResolveRequest,
 )
+from baton.settings import Settings
 from baton.worker.wiring import build_worker
 from baton.workflows.conversation import ConversationWorkflow
-from baton.workflows.queue import QueueWorkflow, queue_workflow_id
-from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.testing import WorkflowEnvironment
-
-from baton.settings import Settings
+from baton.workflows.queue import QueueWorkflow
 from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually
 

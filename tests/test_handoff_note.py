@@ -18,6 +18,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
 from baton.activities.handoff import FAILURE_TYPE, SYSTEM_PROMPT, HandoffActivities, note_schema
 from baton.contract.messages import (
     CustomerContext,
@@ -29,11 +34,6 @@ from baton.contract.messages import (
 )
 from baton.domain.handoff_note import account_line, fallback_note, trigger_lines
 from baton.domain.scoring import score
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
-
 from baton.settings import Settings
 
 MODEL = "baton-note-test-model"

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from baton.contract.messages import ConversationInput, ConversationSummary
-from baton.worker.wiring import WORKFLOWS
-from baton.workflows.conversation import ConversationWorkflow
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+
+from baton.contract.messages import ConversationInput, ConversationSummary
+from baton.worker.wiring import WORKFLOWS
+from baton.workflows.conversation import ConversationWorkflow
 
 HISTORIES = sorted(Path(__file__).with_name("histories").glob("*.json"))
 

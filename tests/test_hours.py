@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from baton.policies import load_policy
 from baton.policies.hours import format_callback, is_open, next_opening
 from baton.policies.schema import BusinessHours, TeamHours

@@ -34,9 +34,6 @@ with workflow.unsafe.imports_passed_through():
     import httpx
     import pytest
     import uvicorn
-    from baton.activities import paging
-    from baton.activities.delivery import DeliveryActivities
-    from baton.contract.messages import DeliveryResult, PageRequest
     from fastapi import FastAPI, Request, Response
     from fastapi.responses import JSONResponse, PlainTextResponse
     from structlog.testing import capture_logs
@@ -45,6 +42,9 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
     from temporalio.worker import Worker
 
+    from baton.activities import paging
+    from baton.activities.delivery import DeliveryActivities
+    from baton.contract.messages import DeliveryResult, PageRequest
     from baton.settings import Settings
     from tests.receiver import WebhookReceiver
 

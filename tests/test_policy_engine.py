@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+
 from baton.contract.messages import (
     ConversationStart,
     ConversationState,
@@ -20,7 +21,6 @@ from baton.contract.messages import (
 from baton.domain.scoring import score
 from baton.policies import Policy, evaluate, load_policy
 from baton.policies.engine import classify, effective_threshold, standing
-
 from tests.samples import DISTINCT_QUESTIONS
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from baton.policies import PolicyError, load_policy, load_policy_text
 from baton.policies.matrix import render_matrix
 

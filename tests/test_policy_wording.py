@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from baton.contract.messages import TriggerHit
 from baton.policies import PolicyError, load_policy, load_policy_text
 from baton.policies.wording import async_escalation_text, escalation_text, format_duration, waiting_text

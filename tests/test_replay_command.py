@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from baton.apps.replay import ReplayConversation, message_times, read_transcripts, rebase_customer
 
+from baton.apps.replay import ReplayConversation, message_times, read_transcripts, rebase_customer
 from tests.samples import DISTINCT_QUESTIONS
 
 EXAMPLES = Path("examples/transcripts.jsonl")

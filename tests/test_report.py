@@ -24,12 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import pool, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
 from baton.apps import report as reporting
 from baton.apps import review
 from baton.apps.client import close, handle, pickup, resolve, send_message
 from baton.apps.report import FIGURES, Month, ReportOptions
-from baton.contract import search_attributes
 from baton.contract.messages import ConversationStart, CustomerFacts, Decision, MessageIn, PickupRequest, ResolveRequest
+from baton.settings import Settings
 from baton.store import records
 from baton.store.database import create_engine, migrate_async, session_factory
 from baton.store.models import Conversation
@@ -41,14 +47,8 @@ from baton.store.records import (
     ResolutionRecord,
     escalation_id,
 )
+from baton.worker.connection import register_search_attributes
 from baton.worker.wiring import build_worker
-from sqlalchemy import pool, text, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
-from baton.settings import Settings
 from tests.conftest import server_binary
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
@@ -371,7 +371,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=server_binary("temporal-test-server"), data_converter=pydantic_data_converter
     )
-    await search_attributes.register(environment.client)
+    await register_search_attributes(environment.client)
     async with environment:
         yield environment
 

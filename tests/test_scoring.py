@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from baton.contract.messages import Intent
 from baton.domain.scoring import score
 

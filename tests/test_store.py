@@ -25,6 +25,16 @@ with workflow.unsafe.imports_passed_through():
     import pytest
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import insert, inspect, pool, select, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+    from temporalio import activity
+    from temporalio.client import Client
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+    from temporalio.worker import Worker
+
     from baton.activities.records import RecordActivities
     from baton.store import records
     from baton.store.database import (
@@ -45,15 +55,6 @@ with workflow.unsafe.imports_passed_through():
         ReviewLabelRecord,
         conversation_outcome,
     )
-    from sqlalchemy import insert, inspect, pool, select, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import IntegrityError
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-    from temporalio import activity
-    from temporalio.client import Client
-    from temporalio.exceptions import ApplicationError
-    from temporalio.testing import ActivityEnvironment
-    from temporalio.worker import Worker
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
 TABLES = {"conversations", "escalations", "incidents", "review_labels", "alembic_version"}

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import signal
 
-from baton.store.database import migrate_async
-from baton.worker.wiring import build_worker, connect
-
 from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
+from baton.store.database import migrate_async
+from baton.worker.connection import connect
+from baton.worker.wiring import build_worker
 
 log = get_logger(__name__)
 

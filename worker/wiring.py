@@ -1,4 +1,4 @@
-"""Build clients and workers the same way everywhere: dev, tests, replay."""
+"""Build workers the same way everywhere: dev, tests, replay (clients come from baton.worker.connection)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
 
 from baton.activities.crm import CrmAdapter
 from baton.activities.crm_factory import build_crm
@@ -16,25 +20,14 @@ from baton.activities.policy import PolicyStore
 from baton.activities.records import RecordActivities
 from baton.activities.routing import RoutingActivities
 from baton.activities.setup import SetupActivities
+from baton.settings import Settings
 from baton.store.database import create_engine
 from baton.workflows.conversation import ConversationWorkflow
 from baton.workflows.customer import CustomerWorkflow
 from baton.workflows.operations import OperationsWorkflow
 from baton.workflows.queue import QueueWorkflow
-from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Worker
-
-from baton.settings import Settings
 
 WORKFLOWS = [ConversationWorkflow, QueueWorkflow, CustomerWorkflow, OperationsWorkflow]
-
-
-async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
-    )
 
 
 @lru_cache(maxsize=8)

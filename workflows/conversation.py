@@ -21,6 +21,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from baton.contract import ids
     from baton.contract import search_attributes as sa
     from baton.contract.messages import (
         CloseRequest,
@@ -56,6 +57,14 @@ with workflow.unsafe.imports_passed_through():
         TranscriptEntry,
         message_problems,
     )
+    from baton.contract.records import (
+        ConversationEndRecord,
+        ConversationStartRecord,
+        EscalationRecord,
+        PickupRecord,
+        ResolutionRecord,
+        conversation_outcome,
+    )
     from baton.domain.handoff_note import fallback_note
     from baton.domain.scoring import score
     from baton.policies.engine import evaluate
@@ -64,14 +73,6 @@ with workflow.unsafe.imports_passed_through():
     from baton.policies.schema import Policy
     from baton.policies.surge import incident_text, is_incident_question
     from baton.policies.wording import async_escalation_text, escalation_text, transfer_reason, waiting_text
-    from baton.store.records import (
-        ConversationEndRecord,
-        ConversationStartRecord,
-        EscalationRecord,
-        PickupRecord,
-        ResolutionRecord,
-        conversation_outcome,
-    )
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
 LOCAL_TIMEOUT = timedelta(seconds=10)
@@ -101,7 +102,7 @@ class LadderStep:
         }[self.kind]
 
 
-@workflow.defn(name="ConversationWorkflow")
+@workflow.defn(name=ids.CONVERSATION_WORKFLOW)
 class ConversationWorkflow:
     @workflow.init
     def __init__(self, input: ConversationInput) -> None:
@@ -202,7 +203,7 @@ class ConversationWorkflow:
 
     # --- messages ----------------------------------------------------------------
 
-    @workflow.update(name="add_message")
+    @workflow.update(name=ids.ADD_MESSAGE)
     async def add_message(self, message: MessageIn) -> Decision:
         async with self._lock:
             earlier = self._state.decisions.get(message.message_id)
@@ -676,7 +677,7 @@ class ConversationWorkflow:
 
     # --- agents --------------------------------------------------------------------------
 
-    @workflow.update(name="pickup")
+    @workflow.update(name=ids.PICKUP)
     async def pickup(self, request: PickupRequest) -> PickupResult:
         escalation, first = self._claim(request)
         if first:
@@ -699,7 +700,7 @@ class ConversationWorkflow:
         if problem:
             raise ValueError(problem)
 
-    @workflow.signal(name="pickup_signal")
+    @workflow.signal(name=ids.PICKUP_SIGNAL)
     async def pickup_signal(self, request: PickupRequest) -> None:
         """For backends that can only signal: same rules, and a refused pickup is logged, not applied."""
         problem = self._pickup_problem(request)
@@ -764,7 +765,7 @@ class ConversationWorkflow:
         text = self._policy.templates.render("agent_joined", agent=agent)
         await self._say("agent_joined", text, f"{cid}:agent-joined:{escalation.message_id}")
 
-    @workflow.update(name="resolve")
+    @workflow.update(name=ids.RESOLVE)
     async def resolve(self, request: ResolveRequest) -> ConversationState:
         escalation = self._state.escalation
         assert escalation is not None and self._policy is not None
@@ -826,11 +827,11 @@ class ConversationWorkflow:
 
     # --- queries and signals --------------------------------------------------------------
 
-    @workflow.query(name="state")
+    @workflow.query(name=ids.STATE)
     def state(self) -> ConversationState:
         return self._state
 
-    @workflow.signal(name="close")
+    @workflow.signal(name=ids.CLOSE)
     def close(self, request: CloseRequest) -> None:
         if not self._closing:
             self._closing = True

@@ -15,14 +15,11 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from baton.contract import ids
     from baton.contract.messages import CoolingStatus, ResolvedEscalation
 
 
-def customer_workflow_id(customer_id: str, task_queue: str) -> str:
-    return f"customer-{customer_id}@{task_queue}"
-
-
-@workflow.defn(name="CustomerWorkflow")
+@workflow.defn(name=ids.CUSTOMER_WORKFLOW)
 class CustomerWorkflow:
     @workflow.init
     def __init__(self, status: CoolingStatus) -> None:

@@ -15,17 +15,14 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from baton.contract import ids
     from baton.contract.messages import Incident, OperationsEvent, OperationsState, OperationsStatus
-    from baton.store.records import IncidentRecord
+    from baton.contract.records import IncidentRecord
 
 RATE_WINDOW = timedelta(hours=1)
 
 
-def operations_workflow_id(task_queue: str) -> str:
-    return f"operations@{task_queue}"
-
-
-@workflow.defn(name="OperationsWorkflow")
+@workflow.defn(name=ids.OPERATIONS_WORKFLOW)
 class OperationsWorkflow:
     @workflow.init
     def __init__(self, state: OperationsState) -> None:
@@ -38,7 +35,7 @@ class OperationsWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(self._state)
 
-    @workflow.signal(name="event")
+    @workflow.signal(name=ids.OPERATIONS_EVENT)
     def event(self, event: OperationsEvent) -> None:
         s = self._state
         s.thresholds = event.thresholds
@@ -52,7 +49,7 @@ class OperationsWorkflow:
         s.escalation_times = [t for t in s.escalation_times if t >= cutoff]
         self._describe()
 
-    @workflow.update(name="declare_incident")
+    @workflow.update(name=ids.DECLARE_INCIDENT)
     async def declare_incident(self, incident: Incident) -> OperationsStatus:
         self._state.incident = incident.model_copy(update={"started_at": workflow.now()})
         self._state.incidents_declared += 1
@@ -60,7 +57,7 @@ class OperationsWorkflow:
         await self._record(self._state.incident, ended_at=None)
         return self.status()
 
-    @workflow.update(name="end_incident")
+    @workflow.update(name=ids.END_INCIDENT)
     async def end_incident(self, declared_by: str) -> OperationsStatus:
         incident = self._state.incident
         if incident is None:
@@ -91,7 +88,7 @@ class OperationsWorkflow:
         except ActivityError as err:
             workflow.logger.warning("incident not recorded", extra={"error": str(err.cause or err)})
 
-    @workflow.query(name="status")
+    @workflow.query(name=ids.OPERATIONS_STATUS)
     def status(self) -> OperationsStatus:
         s = self._state
         cutoff = workflow.now() - RATE_WINDOW

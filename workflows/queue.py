@@ -15,15 +15,11 @@ from collections import deque
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from baton.contract import ids
     from baton.contract.messages import QueueEntry, QueueRemoval, QueueState, QueueStatus
 
 URGENCY_RANK = {"immediate": 0, "queued": 1}
 PICKUPS_REMEMBERED = 20
-
-
-def queue_workflow_id(name: str, task_queue: str) -> str:
-    """Queues belong to a deployment (its task queue): two deployments on one namespace never share one."""
-    return f"queue-{name}@{task_queue}"
 
 
 def ordered(entries: list[QueueEntry]) -> list[QueueEntry]:
@@ -31,7 +27,7 @@ def ordered(entries: list[QueueEntry]) -> list[QueueEntry]:
     return sorted(entries, key=lambda e: (-e.boost, URGENCY_RANK[e.urgency], e.segment_rank, e.enqueued_at))
 
 
-@workflow.defn(name="QueueWorkflow")
+@workflow.defn(name=ids.QUEUE_WORKFLOW)
 class QueueWorkflow:
     @workflow.init
     def __init__(self, state: QueueState) -> None:

@@ -12,9 +12,10 @@ import asyncio
 from logging.config import fileConfig
 
 from alembic import context
-from baton.store.models import Base, UTCDateTime
 from sqlalchemy import Connection, pool
 from sqlalchemy.engine import URL, make_url
+
+from baton.store.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata

@@ -14,18 +14,18 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from baton.apps.binaries import test_server
-from baton.apps.client import close, handle, send_message
-from baton.contract import search_attributes
-from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn
-from baton.policies import load_policy
-from baton.store.database import migrate_async
-from baton.worker.wiring import build_worker
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from baton.apps.binaries import test_server
+from baton.apps.client import close, handle, send_message
+from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn
+from baton.policies import load_policy
 from baton.settings import Settings
+from baton.store.database import migrate_async
+from baton.worker.connection import register_search_attributes
+from baton.worker.wiring import build_worker
 
 SCRIPT = [
     ("m1", "customer", "How do I export my reports to CSV?"),
@@ -44,7 +44,7 @@ async def record(path: Path) -> None:
         test_server_existing_path=test_server(), data_converter=pydantic_data_converter
     )
     async with env:
-        await search_attributes.register(env.client)
+        await register_search_attributes(env.client)
         scratch = Path(tempfile.mkdtemp(prefix="baton-record-"))
         store_url = f"sqlite+aiosqlite:///{scratch / 'baton.db'}"
         await migrate_async(store_url)

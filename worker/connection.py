@@ -1,0 +1,45 @@
+"""One way to reach Temporal, for the worker and every app: address, namespace, data converter.
+
+Loads no workflow or activity code, so a client (the gateway, the CLI) pays only for the SDK.
+"""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+
+from baton.contract import search_attributes as sa
+from baton.settings import Settings
+
+# Client, worker and Replayer must agree on it: histories hold pydantic models as JSON.
+DATA_CONVERTER: DataConverter = pydantic_data_converter
+
+_INDEXED_TYPES = {
+    "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "KEYWORD_LIST": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+}
+_CLI_TYPES = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList"}
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+    )
+
+
+def search_attribute_flags() -> list[str]:
+    """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
+    return [f"--search-attribute={key.name}={_CLI_TYPES[key.indexed_value_type.name]}" for key in sa.ALL]
+
+
+async def register_search_attributes(client: Client, namespace: str = "default") -> None:
+    """Register Baton's search attributes on a server that lacks them (the test server)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=namespace,
+            search_attributes={key.name: _INDEXED_TYPES[key.indexed_value_type.name] for key in sa.ALL},
+        )
+    )
