@@ -23,8 +23,10 @@ dev: install
 test: install
 	$(VENV)/bin/pytest -q
 
+# ruff, then the import contracts (layers, pure layers, what the gateway loads, no import circles).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m tests.import_contracts
 
 bench: install
 	$(VENV)/bin/python -m bench.run

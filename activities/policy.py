@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+from baton.contract.errors import ErrorType
 from baton.policies import Policy, PolicyError, load_policy, policy_path
 
 
@@ -23,8 +24,8 @@ class PolicyStore:
             return self._cache[key]
         except OSError as err:
             raise ApplicationError(
-                f"{path}: cannot read policy: {err.strerror or err}", type="PolicyError", non_retryable=True
+                f"{path}: cannot read policy: {err.strerror or err}", type=ErrorType.POLICY_ERROR, non_retryable=True
             ) from err
         except PolicyError as err:
             # A broken policy file will not fix itself by retrying.
-            raise ApplicationError(str(err), type="PolicyError", non_retryable=True) from err
+            raise ApplicationError(str(err), type=ErrorType.POLICY_ERROR, non_retryable=True) from err

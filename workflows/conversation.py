@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from baton.contract import ids
     from baton.contract import search_attributes as sa
+    from baton.contract.errors import ErrorType
     from baton.contract.messages import (
         CloseRequest,
         ContextInput,
@@ -210,14 +211,16 @@ class ConversationWorkflow:
             if earlier is not None:
                 return earlier
             if self._closing:
-                raise ApplicationError("conversation: already closed", type="ConversationClosed")
+                raise ApplicationError("conversation: already closed", type=ErrorType.CONVERSATION_CLOSED)
             await self._ensure_ready()
             assert self._policy is not None
             # The validator of a conversation's first message ran before the policy was loaded.
             problems = message_problems(message, self._policy.limits.max_message_chars)
             problems += self._role_problems(message)
             if problems:
-                raise ApplicationError("; ".join(problems), type="InvalidMessage", non_retryable=True)
+                raise ApplicationError(
+                    "; ".join(problems), *problems, type=ErrorType.INVALID_MESSAGE, non_retryable=True
+                )
             if message.role == "customer":
                 decision = await self._on_customer(message)
             elif message.role == "agent":
@@ -234,12 +237,12 @@ class ConversationWorkflow:
         if message.message_id in self._state.decisions:
             return  # a retry of a message already handled; answered with its decision
         if self._closing:
-            raise ValueError("conversation: already closed")
+            raise ApplicationError("conversation: already closed", type=ErrorType.CONVERSATION_CLOSED)
         limit = self._policy.limits.max_message_chars if self._policy else None
         problems = message_problems(message, limit) if limit else message_problems(message)
         problems += self._role_problems(message)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ApplicationError("; ".join(problems), *problems, type=ErrorType.INVALID_MESSAGE)
 
     def _role_problems(self, message: MessageIn) -> list[str]:
         phase = self._state.phase
@@ -698,7 +701,7 @@ class ConversationWorkflow:
     def _validate_pickup(self, request: PickupRequest) -> None:
         problem = self._pickup_problem(request)
         if problem:
-            raise ValueError(problem)
+            raise ApplicationError(problem, problem, type=ErrorType.AGENT_ACTION_REFUSED)
 
     @workflow.signal(name=ids.PICKUP_SIGNAL)
     async def pickup_signal(self, request: PickupRequest) -> None:
@@ -813,12 +816,13 @@ class ConversationWorkflow:
     @resolve.validator
     def _validate_resolve(self, request: ResolveRequest) -> None:
         escalation = self._state.escalation
+        problem = None
         if self._state.phase != Phase.WITH_AGENT or escalation is None:
-            raise ValueError(
-                f"phase: only a conversation with an agent can be resolved (phase {self._state.phase.value})"
-            )
-        if escalation.agent_id != request.agent_id:
-            raise ValueError(f"agent_id: the conversation belongs to agent {escalation.agent_id}")
+            problem = f"phase: only a conversation with an agent can be resolved (phase {self._state.phase.value})"
+        elif escalation.agent_id != request.agent_id:
+            problem = f"agent_id: the conversation belongs to agent {escalation.agent_id}"
+        if problem:
+            raise ApplicationError(problem, problem, type=ErrorType.AGENT_ACTION_REFUSED)
 
     def _archive_escalation(self) -> None:
         if self._state.escalation is not None:

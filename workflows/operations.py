@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from baton.contract import ids
+    from baton.contract.errors import ErrorType
     from baton.contract.messages import Incident, OperationsEvent, OperationsState, OperationsStatus
     from baton.contract.records import IncidentRecord
 
@@ -61,7 +62,7 @@ class OperationsWorkflow:
     async def end_incident(self, declared_by: str) -> OperationsStatus:
         incident = self._state.incident
         if incident is None:
-            raise ApplicationError("incident: there is no declared incident to end", type="NoIncident")
+            raise ApplicationError("incident: there is no declared incident to end", type=ErrorType.NO_INCIDENT)
         self._state.incident = None
         self._describe()
         await self._record(incident, ended_at=workflow.now())
