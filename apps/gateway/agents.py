@@ -1,0 +1,52 @@
+"""Agent endpoints: pick up a waiting conversation, resolve it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from temporalio.client import Client
+
+from baton.apps import client as baton_client
+from baton.apps.gateway.models import ConversationId, error_responses
+from baton.apps.gateway.updates import run_update
+from baton.contract.messages import ConversationState, PickupRequest, PickupResult, ResolveRequest
+from baton.logging import get_logger
+
+log = get_logger("baton.gateway")
+
+
+def router(client: Client, decision_timeout: float) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.post(
+        "/conversations/{conversation_id}/pickup",
+        response_model=PickupResult,
+        responses=error_responses(404, 409, 503, 504),
+        summary="An agent picks up a waiting conversation and receives the handoff note and transcript",
+    )
+    async def pickup(conversation_id: ConversationId, request: PickupRequest) -> PickupResult:
+        result = await run_update(
+            baton_client.pickup(client, conversation_id, request),
+            conversation_id=conversation_id,
+            what="pickup",
+            timeout=decision_timeout,
+        )
+        log.info("picked_up", conversation_id=conversation_id, agent_id=request.agent_id)
+        return result
+
+    @routes.post(
+        "/conversations/{conversation_id}/resolve",
+        response_model=ConversationState,
+        responses=error_responses(404, 409, 503, 504),
+        summary="The owning agent resolves: disposition, CSAT, and whether to hand back to the bot",
+    )
+    async def resolve(conversation_id: ConversationId, request: ResolveRequest) -> ConversationState:
+        state = await run_update(
+            baton_client.resolve(client, conversation_id, request),
+            conversation_id=conversation_id,
+            what="resolve",
+            timeout=decision_timeout,
+        )
+        log.info("resolved", conversation_id=conversation_id, agent_id=request.agent_id, handback=request.handback)
+        return state
+
+    return routes

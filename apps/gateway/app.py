@@ -1,0 +1,53 @@
+"""The FastAPI application: /v1 behind the API key (when one is set), /healthz open."""
+
+from __future__ import annotations
+
+import hmac
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security, status
+from fastapi.security import APIKeyHeader
+from temporalio.client import Client
+
+from baton.apps.gateway import agents, conversations, health, operations
+from baton.apps.gateway.models import error_responses
+from baton.logging import get_logger
+from baton.settings import Settings
+
+log = get_logger("baton.gateway")
+
+# Long enough for a slow scoring model behind local-activity retries; a timed-out
+# request is safe to retry with the same message_id, which the workflow dedupes.
+DECISION_TIMEOUT_SECONDS = 30.0
+API_KEY_HEADER = "X-API-Key"
+
+# Module level: FastAPI resolves the (string) annotations of endpoints against module globals.
+api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Required when the gateway has a key")
+
+
+def create_app(client: Client, settings: Settings, *, decision_timeout: float = DECISION_TIMEOUT_SECONDS) -> FastAPI:
+    try:
+        app_version = version("baton")
+    except PackageNotFoundError:
+        app_version = "0"
+    app = FastAPI(
+        title="Baton gateway",
+        version=app_version,
+        description="Send customer messages, get escalation decisions; read and close conversations.",
+    )
+    expected = (settings.gateway_api_key or "").encode()
+    if not expected:
+        log.warning("gateway_open", reason="BATON_GATEWAY_API_KEY is not set; /v1 needs no key")
+
+    async def require_key(key: Annotated[str | None, Security(api_key_header)]) -> None:
+        if expected and not hmac.compare_digest((key or "").encode(), expected):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or wrong {API_KEY_HEADER} header")
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=error_responses(401))
+    v1.include_router(conversations.router(client, settings, decision_timeout))
+    v1.include_router(agents.router(client, decision_timeout))
+    v1.include_router(operations.router(client, settings, decision_timeout))
+    app.include_router(v1)
+    app.include_router(health.router)
+    return app
