@@ -4,8 +4,9 @@ Each activity POSTs one signed JSON body. The Idempotency-Key is the same on
 every attempt, so a receiver that dedupes on it shows a retried message once.
 Temporal's retry policy owns retries: a transient failure (timeout, connection
 error, 408, 429, 5xx) raises a retryable error; a rejection (any other 4xx, an
-unfollowed redirect) raises a non-retryable ``WebhookRejected``. The wire
-contract is in docs/webhooks.md.
+unfollowed redirect) raises a non-retryable ``WebhookRejected`` (the mapping,
+shared with the pagers, is activities/http_errors.py). The wire contract is in
+docs/webhooks.md.
 
 ``page_on_call`` fans out to every configured pager: the signed ``page``
 webhook, Slack and PagerDuty; the vendor parts and the fan-out's rules are in
@@ -20,9 +21,20 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from baton.activities import paging, webhooks
+from baton.activities.http_errors import (
+    REASON_CHARS,
+    SEND_ERRORS,
+    Receiver,
+    origin,
+    rejected,
+    retry_after,
+    send_error,
+    short_reason,
+    transient,
+    unavailable,
+)
 from baton.contract.activities import Delivery
 from baton.contract.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
 from baton.logging import get_logger
@@ -30,15 +42,7 @@ from baton.settings import Settings
 
 log = get_logger(__name__)
 
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
-REASON_CHARS = paging.REASON_CHARS
 USER_AGENT = "Baton-Webhooks/1"
-
-
-def short_reason(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
-    reason = response.reason_phrase or ""
-    return f"{reason}: {text[:REASON_CHARS]}" if text else reason
 
 
 class DeliveryActivities(Delivery):
@@ -167,25 +171,18 @@ class DeliveryActivities(Delivery):
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         # The timestamp and signature are fresh on each attempt; the body and the key are not.
         headers = webhooks.headers(event, key, int(time.time()), body, self._secret())
-        fields = {"webhook_event": event, "idempotency_key": key, "target": paging.origin(url), **ids, **_attempt()}
+        fields = {"webhook_event": event, "idempotency_key": key, "target": origin(url), **ids, **_attempt()}
+        receiver = Receiver("Webhook", f"{event} webhook", {"event": event})
         started = time.monotonic()
         try:
             response = await self._client().post(url, content=body, headers=headers)
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-            log.error("webhook_misconfigured", error=type(exc).__name__, **fields)
-            raise ApplicationError(
-                f"{event} webhook URL is not usable ({type(exc).__name__})",
-                {"event": event},
-                type="WebhookMisconfigured",
-                non_retryable=True,
-            ) from None
-        except httpx.TransportError as exc:
-            log.warning("webhook_unreachable", error=type(exc).__name__, reason=str(exc)[:REASON_CHARS], **fields)
-            raise ApplicationError(
-                f"{event} webhook at {paging.origin(url)} unreachable: {type(exc).__name__}",
-                {"event": event},
-                type="WebhookUnreachable",
-            ) from None
+        except SEND_ERRORS as exc:
+            error = send_error(receiver, url, exc)
+            if error.non_retryable:
+                log.error("webhook_misconfigured", error=type(exc).__name__, **fields)
+            else:
+                log.warning("webhook_unreachable", error=type(exc).__name__, reason=str(exc)[:REASON_CHARS], **fields)
+            raise error from None
 
         status = response.status_code
         fields |= {"status": status, "duration_ms": round((time.monotonic() - started) * 1000)}
@@ -193,23 +190,14 @@ class DeliveryActivities(Delivery):
             log.info("webhook_delivered", **fields)
             return DeliveryResult(delivered=True, status=status)
 
-        details = {"event": event, "status": status, "reason": short_reason(response)}
-        if status in RETRYABLE_STATUSES or status >= 500:
+        reason = short_reason(response)
+        if transient(status):
             log.warning("webhook_unavailable", **fields)
-            raise ApplicationError(
-                f"{event} webhook answered {status} (retryable)",
-                details,
-                type="WebhookUnavailable",
-                next_retry_delay=paging.retry_after(response),
-            )
+            message = f"{event} webhook answered {status} (retryable)"
+            raise unavailable(receiver, message, status, reason, retry_after(response))
         log.error("webhook_rejected", **fields)
         hint = " (check BATON_WEBHOOK_SECRET on both sides)" if status in (401, 403) else ""
-        raise ApplicationError(
-            f"{event} webhook rejected with {status} {details['reason']}{hint}",
-            details,
-            type="WebhookRejected",
-            non_retryable=True,
-        )
+        raise rejected(receiver, f"{event} webhook rejected with {status} {reason}{hint}", status, reason)
 
 
 def _attempt() -> dict[str, Any]:

@@ -4,10 +4,11 @@
 ``page`` webhook, Slack and PagerDuty. This module holds the vendor parts:
 
 - ``pagerduty_event`` and ``slack_message`` build each vendor's documented body (pure functions);
-- ``send_pagerduty`` and ``send_slack`` POST it and map the answer onto Temporal's retry model: accepted
-  returns the status; a transient failure (timeout, connection error, 408, 429, 5xx) raises a retryable
-  ``ApplicationError`` (with the vendor's ``Retry-After`` as ``next_retry_delay``); a rejection (PagerDuty 400,
-  a Slack 4xx such as ``invalid_payload``, ``no_service`` or ``channel_is_archived``) raises a non-retryable one;
+- ``send_pagerduty`` and ``send_slack`` POST it and map the answer onto Temporal's retry model, as the webhooks
+  do (activities/http_errors.py): accepted returns the status; a transient failure (timeout, connection error,
+  408, 429, 5xx) raises a retryable ``ApplicationError`` (with the vendor's ``Retry-After`` as
+  ``next_retry_delay``); a rejection (PagerDuty 400, a Slack 4xx such as ``invalid_payload``, ``no_service`` or
+  ``channel_is_archived``) raises a non-retryable one;
 - ``page_all`` runs the senders concurrently and settles their outcomes into one result (see its docstring).
 
 Retries must not page anyone twice. PagerDuty dedups natively on ``dedup_key``, and the signed webhook carries
@@ -32,12 +33,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.activities import http_errors
+from baton.activities.http_errors import REASON_CHARS, origin, retry_after
 from baton.contract.messages import DeliveryResult, PageRequest
 from baton.logging import get_logger
 
@@ -62,10 +64,6 @@ SLACK_HEADER_CHARS = 150
 SLACK_SECTION_CHARS = 3000
 SLACK_FIELD_CHARS = 2000
 SLACK_MAX_FIELDS = 10
-
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
-MAX_RETRY_AFTER_SECONDS = 300
-REASON_CHARS = 200
 
 Sender = Callable[[], Awaitable[int | None]]
 
@@ -163,10 +161,10 @@ async def send_pagerduty(http: httpx.AsyncClient, url: str, body: dict[str, Any]
         return status
     if status == 400:
         # {"status": "invalid event", "message": "Event object is invalid", "errors": [...]}
-        answer = _json_object(response)
+        answer = http_errors.json_object(response)
         errors = [str(e)[:REASON_CHARS] for e in answer.get("errors") or [] if e][:10]
         log.error("pagerduty_invalid_event", target=origin(url), status=status, errors=errors)
-        reason = "; ".join(errors) or str(answer.get("message") or "") or _text(response)
+        reason = "; ".join(errors) or str(answer.get("message") or "") or http_errors.text(response)
         raise _rejected(PAGERDUTY, status, reason, errors=errors)
     delay = retry_after(response) or (PAGERDUTY_THROTTLED_DELAY if status == 429 else None)
     raise _failure(PAGERDUTY, response, delay)
@@ -178,7 +176,7 @@ async def send_slack(http: httpx.AsyncClient, url: str, body: dict[str, Any]) ->
     status = response.status_code
     if 200 <= status < 300:
         if response.text.strip() != "ok":
-            log.warning("slack_unexpected_answer", target=origin(url), status=status, answer=_text(response))
+            log.warning("slack_unexpected_answer", target=origin(url), status=status, answer=http_errors.text(response))
         return status
     hint = " (the webhook is gone or disabled: check BATON_SLACK_WEBHOOK_URL)" if status in (403, 404, 410) else ""
     raise _failure(SLACK, response, retry_after(response), hint)
@@ -188,73 +186,31 @@ async def _post(http: httpx.AsyncClient, pager: str, url: str, body: dict[str, A
     content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     try:
         return await http.post(url, content=content, headers={"Content-Type": "application/json"})
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise ApplicationError(
-            f"{pager} URL is not usable ({type(exc).__name__})",
-            {"pager": pager},
-            type="PagerMisconfigured",
-            non_retryable=True,
-        ) from None
-    except httpx.TransportError as exc:
-        raise ApplicationError(
-            f"{pager} at {origin(url)} unreachable: {type(exc).__name__}",
-            {"pager": pager, "reason": f"unreachable ({type(exc).__name__})"},
-            type="PagerUnreachable",
-        ) from None
+    except http_errors.SEND_ERRORS as exc:
+        raise http_errors.send_error(_receiver(pager), url, exc) from None
+
+
+def _receiver(pager: str) -> http_errors.Receiver:
+    return http_errors.Receiver("Pager", pager, {"pager": pager}, reason_when_unreachable=True)
 
 
 def _failure(pager: str, response: httpx.Response, delay: timedelta | None, hint: str = "") -> ApplicationError:
     """A transient answer (408, 425, 429, 5xx) is retryable; any other is a rejection."""
     status = response.status_code
-    message = _json_object(response).get("message") if pager == PAGERDUTY else None
-    reason = " ".join(str(message).split())[:REASON_CHARS] if message else _text(response) or response.reason_phrase
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return ApplicationError(
-            f"{pager} answered {status} {reason} (retryable)",
-            {"pager": pager, "status": status, "reason": f"{status} {reason}"},
-            type="PagerUnavailable",
-            next_retry_delay=delay,
-        )
+    message = http_errors.json_object(response).get("message") if pager == PAGERDUTY else None
+    if message:
+        reason = " ".join(str(message).split())[:REASON_CHARS]
+    else:
+        reason = http_errors.text(response) or response.reason_phrase
+    if http_errors.transient(status):
+        summary = f"{pager} answered {status} {reason} (retryable)"
+        return http_errors.unavailable(_receiver(pager), summary, status, f"{status} {reason}", delay)
     return _rejected(pager, status, reason, hint=hint)
 
 
 def _rejected(pager: str, status: int, reason: str, hint: str = "", **extra: Any) -> ApplicationError:
-    return ApplicationError(
-        f"{pager} rejected the page with {status}: {reason}{hint}",
-        {"pager": pager, "status": status, "reason": f"{status} {reason}", **extra},
-        type="PagerRejected",
-        non_retryable=True,
-    )
-
-
-def retry_after(response: httpx.Response) -> timedelta | None:
-    """The receiver's Retry-After in seconds (capped), when it sent one as a number."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value.isdigit():
-        return None
-    return timedelta(seconds=min(int(value), MAX_RETRY_AFTER_SECONDS))
-
-
-def _text(response: httpx.Response) -> str:
-    return " ".join(response.text.split())[:REASON_CHARS]
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        value = response.json()
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def origin(url: str) -> str:
-    """scheme://host[:port] only: webhook paths and queries often embed tokens, so they stay out of logs and errors."""
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    message = f"{pager} rejected the page with {status}: {reason}{hint}"
+    return http_errors.rejected(_receiver(pager), message, status, f"{status} {reason}", **extra)
 
 
 # --- remembering who answered ---------------------------------------------------------------------

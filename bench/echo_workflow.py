@@ -2,7 +2,8 @@
 
 Same shape as ConversationWorkflow as seen from a client: started by
 update-with-start with the same input, the same `add_message` update taking a
-MessageIn and returning a Decision, and the same `close` signal. The update
+MessageIn and returning a Decision, and the same `close` signal (the handler
+names are ConversationWorkflow's, from baton.contract.ids). The update
 handler answers at once with action "continue": no lock, no activities, no
 search attributes, so what remains is the cost of Temporal itself.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from baton.contract import ids
     from baton.contract.messages import CloseRequest, ConversationInput, Decision, MessageIn
 
 
@@ -27,11 +29,11 @@ class EchoWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._messages
 
-    @workflow.update(name="add_message")
+    @workflow.update(name=ids.ADD_MESSAGE)
     def add_message(self, message: MessageIn) -> Decision:
         self._messages += 1
         return Decision(message_id=message.message_id, action="continue")
 
-    @workflow.signal(name="close")
+    @workflow.signal(name=ids.CLOSE)
     def close(self, request: CloseRequest) -> None:
         self._closing = True

@@ -39,6 +39,7 @@ from temporalio.worker import Worker
 
 from baton.apps import client as baton_client
 from baton.contract import search_attributes
+from baton.contract.ids import CLOSE
 from baton.contract.messages import (
     CloseRequest,
     ConversationInput,
@@ -148,7 +149,11 @@ def echo_workflow_id(conversation_id: str) -> str:
 
 
 async def send_echo(client: Client, task_queue: str, start: ConversationStart, message: MessageIn) -> Decision:
-    """The echo twin of baton.client.send_message: same start options, same update."""
+    """The echo twin of baton.apps.client.send_message: the same update-with-start, for the echo workflow.
+
+    Its start shares the client's conflict policy (USE_EXISTING) and summary; it has a workflow id and a
+    type of its own and no search attributes, which the echo workflow does not keep.
+    """
     operation = WithStartWorkflowOperation(
         EchoWorkflow.run,
         ConversationInput(start=start),
@@ -202,7 +207,7 @@ class Bench:
 
         async def one(cid: str) -> None:
             handle = self.handle(system, cid)
-            await handle.signal("close", CloseRequest(reason="benchmark"))
+            await handle.signal(CLOSE, CloseRequest(reason="benchmark"))
             await handle.result()
 
         await asyncio.gather(*(one(cid) for cid in ids))

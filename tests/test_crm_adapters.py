@@ -25,10 +25,9 @@ from fastapi.responses import JSONResponse
 from structlog.testing import capture_logs
 from temporalio.client import Client
 
-from baton.activities.crm import EmbeddedCrm, customer_context
-from baton.activities.crm_factory import CrmConfigError, build_crm
-from baton.activities.crm_hubspot import HubSpotCrm
-from baton.activities.crm_stripe import StripeCrm
+from baton.activities.crm import CrmConfigError, EmbeddedCrm, build_crm, customer_context
+from baton.activities.crm.hubspot import HubSpotCrm
+from baton.activities.crm.stripe import StripeCrm
 from baton.apps.client import get_state, send_message
 from baton.contract.messages import ContextInput, ConversationStart, CustomerFacts, MessageIn
 from baton.settings import Settings

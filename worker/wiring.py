@@ -11,8 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from baton.activities.crm import CrmAdapter
-from baton.activities.crm_factory import build_crm
+from baton.activities.crm import CrmAdapter, build_crm
 from baton.activities.delivery import DeliveryActivities
 from baton.activities.handoff import HandoffActivities
 from baton.activities.operations import OperationsActivities

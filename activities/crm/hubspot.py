@@ -14,8 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from baton.activities.crm import CrmError, check_response, transport_error
-from baton.activities.crm_factory import require
+from baton.activities.crm.base import CrmError, check_response, require, transport_error
 from baton.contract.messages import CustomerFacts
 from baton.settings import Settings
 

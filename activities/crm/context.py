@@ -1,86 +1,26 @@
-"""Customer context from a CRM, behind an adapter interface.
+"""The customer's context for a conversation, from whichever CRM adapter is configured.
 
-The embedded adapter reads a JSON file (customer id -> facts) so Baton runs
-with no CRM at all; vendor adapters (crm_hubspot, crm_stripe) implement the
-same protocol. A CRM that is slow or down never blocks a conversation: the
-lookup is retried within a bound, then the conversation goes on with the
-backend's facts and the context marked unavailable.
+A CRM that is slow or down never blocks a conversation: the lookup is retried
+within a bound, then the conversation goes on with the backend's facts and the
+context marked unavailable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Protocol
 
-import httpx
 from temporalio import activity
 
+from baton.activities.crm.base import CrmAdapter, CrmError
 from baton.contract.messages import ContextInput, CustomerContext, CustomerFacts
 from baton.logging import get_logger
 
-DEMO_CRM_FILE = Path(__file__).with_name("crm_demo.json")
 # The whole lookup, retries included, stays under the local activity's 10 s timeout.
 CRM_DEADLINE_SECONDS = 8.0
 CRM_ATTEMPTS = 3
 CRM_BACKOFF_SECONDS = (0.2, 0.5)
 log = get_logger(__name__)
-
-
-class CrmError(Exception):
-    """The CRM did not answer usefully.
-
-    `retryable`: an outage, a rate limit or a timeout, worth another try.
-    Otherwise a configuration problem (bad credentials, missing scope, bad request)
-    that another try will not fix.
-    """
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-def check_response(vendor: str, response: httpx.Response) -> None:
-    """Raise CrmError for any status but 2xx (callers handle 404 themselves first)."""
-    status = response.status_code
-    if response.is_success:
-        return
-    what = f"{vendor}: HTTP {status} from {response.request.method} {response.request.url.path}"
-    if status in (401, 403):
-        raise CrmError(f"{what}: check the credentials and their scopes", retryable=False)
-    raise CrmError(what, retryable=status == 429 or status >= 500)
-
-
-def transport_error(vendor: str, err: httpx.TransportError) -> CrmError:
-    """Timeouts and connection failures are outages: retryable."""
-    kind = "timed out" if isinstance(err, httpx.TimeoutException) else "unreachable"
-    return CrmError(f"{vendor}: {kind} ({type(err).__name__})", retryable=True)
-
-
-class CrmAdapter(Protocol):
-    name: str
-
-    async def fetch(self, customer_id: str) -> CustomerFacts | None:
-        """The customer's facts, or None when the CRM does not know them."""
-        ...
-
-
-class EmbeddedCrm:
-    """Customers from a JSON file (id -> facts), or from a dict given directly."""
-
-    name = "embedded"
-
-    def __init__(self, path: Path | None = None, customers: dict[str, CustomerFacts] | None = None) -> None:
-        if customers is not None:
-            self._customers = dict(customers)
-            return
-        raw = json.loads((path or DEMO_CRM_FILE).read_text(encoding="utf-8"))
-        self._customers = {cid: CustomerFacts.model_validate(facts) for cid, facts in raw.items()}
-
-    async def fetch(self, customer_id: str) -> CustomerFacts | None:
-        return self._customers.get(customer_id)
 
 
 def merge_facts(crm: CustomerFacts | None, backend: CustomerFacts) -> CustomerFacts:
