@@ -1,4 +1,4 @@
-"""The decision engine: a pure function from (policy, state, context, now) to a Decision.
+"""The decision engine: a pure function from (policy, state, context, now) to an Assessment.
 
 No I/O, no clock, no randomness, so that it runs inside workflow code (and
 replays identically) as well as in plain unit tests.
@@ -17,8 +17,10 @@ from baton.contract.messages import (
     Decision,
     Intent,
     Phase,
+    Signals,
     TranscriptEntry,
     TriggerHit,
+    Urgency,
 )
 from baton.domain.text import content_terms, similarity
 from baton.policies.schema import (
@@ -90,14 +92,20 @@ def effective_threshold(trigger: Trigger, factor: float) -> float | None:
     return min(1.0, round(base * factor, 4))
 
 
-def evaluate(
-    policy: Policy,
-    state: ConversationState,
-    context: CustomerContext | None,
-    now: datetime,
-    message_id: str,
-) -> Decision:
-    """Decide on the customer message `message_id`, already appended to `state.transcript`."""
+@dataclass(frozen=True)
+class Assessment:
+    """What the policy makes of the latest customer message: the triggers that fired, the urgency they
+    call for (None when none fired), the customer's segment and the message's signals. The workflow
+    turns it into the Decision, knowing the conversation's phase and the queue."""
+
+    triggers: list[TriggerHit]
+    urgency: Urgency | None
+    segment: str
+    signals: Signals | None
+
+
+def assess(policy: Policy, state: ConversationState, context: CustomerContext | None, now: datetime) -> Assessment:
+    """Assess the latest customer message, already appended to `state.transcript`."""
     facts = context.facts if context is not None else CustomerFacts()
     stand = standing(policy, facts, now.date())
     if context is not None and context.cooling is not None and context.cooling.active(now):
@@ -112,37 +120,40 @@ def evaluate(
         detail = _check(trigger, threshold, state.transcript, facts)
         if detail is not None:
             hits.append((trigger, TriggerHit(id=trigger.id, category=trigger.category, detail=detail)))
-
-    latest = state.transcript[-1]
-    fired = [hit for _, hit in hits]
-    new_urgency = None
+    urgency: Urgency | None = None
     if hits:
-        new_urgency = "immediate" if any(t.urgency == "immediate" for t, _ in hits) else "queued"
-
-    if state.phase != Phase.BOT:
-        # Already with the humans: keep escalating, and raise urgency when needed.
-        current = state.escalation.urgency if state.escalation else None
-        urgency = "immediate" if "immediate" in (current, new_urgency) else (current or "queued")
-        return Decision(
-            message_id=message_id,
-            action="escalate",
-            urgency=urgency,
-            triggers=fired,
-            signals=latest.signals,
-            segment=stand.segment.id,
-            phase=state.phase,
-        )
-    if not hits:
-        return Decision(message_id=message_id, action="continue", signals=latest.signals, segment=stand.segment.id)
-    # The customer-facing text needs the queue's wait estimate; the workflow adds it (policies/wording.py).
-    return Decision(
-        message_id=message_id,
-        action="escalate",
-        urgency=new_urgency,
-        triggers=fired,
-        signals=latest.signals,
+        urgency = "immediate" if any(t.urgency == "immediate" for t, _ in hits) else "queued"
+    return Assessment(
+        triggers=[hit for _, hit in hits],
+        urgency=urgency,
         segment=stand.segment.id,
-        phase=Phase.ESCALATED,
+        signals=state.transcript[-1].signals,
+    )
+
+
+def evaluate(
+    policy: Policy,
+    state: ConversationState,
+    context: CustomerContext | None,
+    now: datetime,
+    message_id: str,
+) -> Decision:
+    """The policy's decision on the customer message `message_id`, already appended to `state.transcript`,
+    before the queue is asked: continue, or escalate with the urgency and triggers (the customer-facing
+    text needs the queue's wait estimate; the workflow adds it, see policies/wording.py). A conversation
+    already with the humans keeps escalating, its urgency raised when a message calls for it."""
+    assessment = assess(policy, state, context, now)
+    common = {"triggers": assessment.triggers, "signals": assessment.signals, "segment": assessment.segment}
+    if state.phase != Phase.BOT:
+        current = state.escalation.urgency if state.escalation else None
+        urgency = "immediate" if "immediate" in (current, assessment.urgency) else (current or "queued")
+        return Decision(message_id=message_id, action="escalate", urgency=urgency, phase=state.phase, **common)
+    if assessment.urgency is None:
+        return Decision(
+            message_id=message_id, action="continue", signals=assessment.signals, segment=assessment.segment
+        )
+    return Decision(
+        message_id=message_id, action="escalate", urgency=assessment.urgency, phase=Phase.ESCALATED, **common
     )
 
 

@@ -120,9 +120,27 @@ def layer_of(name: str) -> int | None:
     return best[1] if best else None
 
 
+def unmapped_packages(root: Path) -> list[str]:
+    """Package folders under a mapped folder that pyproject does not install (package-dir and packages)."""
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package_dir: dict[str, str] = setuptools["package-dir"]
+    folders = {Path(folder) for folder in package_dir.values()}
+    listed = set(setuptools["packages"])
+    problems = [f"pyproject: {name} is mapped in package-dir but not listed in packages" for name in package_dir]
+    problems = [p for p, name in zip(problems, package_dir, strict=True) if name not in listed]
+    for folder in sorted(folders):
+        for init in sorted((root / folder).glob("*/__init__.py")):
+            sub = init.parent.relative_to(root)
+            if sub not in folders:
+                problems.append(
+                    f"pyproject: the package folder {sub} is not installed (add it to package-dir and packages)"
+                )
+    return problems
+
+
 def check(root: Path = ROOT) -> list[str]:
     modules = discover(root)
-    problems: list[str] = []
+    problems: list[str] = unmapped_packages(root)
     for module in modules.values():
         where = f"{module.path.relative_to(root)}"
         own = layer_of(module.name)

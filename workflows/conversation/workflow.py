@@ -1,0 +1,443 @@
+"""ConversationWorkflow: one support conversation, from first message to close.
+
+Each message arrives as the `add_message` update and is answered with a Decision. Messages are
+processed strictly in arrival order under a lock, and a message id seen before returns the decision
+it got the first time. After an escalation the main loop runs the dead-zone ladder (ladder.py) as
+durable timers until an agent picks up; the handoff itself (queue, note, ticket, pages) is in
+handoff.py, what operators see in visibility.py, what is sent out is built in builders.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from baton.contract import ids
+    from baton.contract.activities import Operations, Records, Setup
+    from baton.contract.errors import ErrorType
+    from baton.contract.messages import (
+        CloseRequest,
+        ContextInput,
+        ConversationInput,
+        ConversationState,
+        ConversationSummary,
+        Decision,
+        Escalation,
+        MessageIn,
+        Phase,
+        PickupRequest,
+        PickupResult,
+        ResolveRequest,
+        SetupRequest,
+        TriggerHit,
+        Urgency,
+        message_problems,
+    )
+    from baton.domain.scoring import score
+    from baton.policies.engine import Assessment, assess
+    from baton.policies.schema import Policy
+    from baton.policies.surge import incident_text, is_incident_question
+    from baton.workflows.conversation import builders
+    from baton.workflows.conversation.effects import Effects
+    from baton.workflows.conversation.handoff import HandoffRun
+    from baton.workflows.conversation.ladder import Step
+    from baton.workflows.conversation.visibility import Visibility
+
+SCORING_WINDOW = 6  # earlier customer messages the scorer sees
+LOCAL_TIMEOUT = timedelta(seconds=10)
+LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What start-up loads once (policy, and the handoff logic bound to it); carried across continue-as-new."""
+
+    policy: Policy
+    handoff: HandoffRun
+
+
+@dataclass
+class Outcome:
+    """The decision's answer to one customer message; the Decision is built from it once."""
+
+    action: str
+    urgency: Urgency | None = None
+    triggers: list[TriggerHit] = field(default_factory=list)
+    customer_text: str | None = None
+    surge: bool = False
+
+
+@workflow.defn(name=ids.CONVERSATION_WORKFLOW)
+class ConversationWorkflow:
+    @workflow.init
+    def __init__(self, input: ConversationInput) -> None:
+        self._state = input.carried_state or ConversationState(start=input.start)
+        self._effects = Effects(self._state)
+        self._loaded: Ready | None = None
+        if input.carried_policy:
+            self._load(Policy.model_validate(input.carried_policy))
+        self._lock = asyncio.Lock()
+        self._closing = False
+        self._visibility = Visibility()
+
+    # --- main loop -------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: ConversationInput) -> ConversationSummary:
+        async with self._lock:
+            await self._ensure_ready()
+        handoff = self._ready.handoff
+        handoff.start_note_if_needed()
+        while not self._should_stop():
+            seen = handoff.replans
+            step = handoff.next_step()
+            if step is not None and step.is_due(workflow.now()):
+                await self._run_step(step)
+                continue
+            try:
+                await workflow.wait_condition(
+                    lambda seen=seen: self._should_stop() or handoff.replans != seen,
+                    timeout=(step.due - workflow.now()) if step else None,
+                    timeout_summary=step.summary if step else None,
+                )
+            except TimeoutError:
+                assert step is not None  # only a wait with a step has a timeout
+                await self._run_step(step)
+        await self._quiesce()
+        state = self._state
+        if not self._closing:
+            state.runs += 1
+            workflow.continue_as_new(
+                ConversationInput(
+                    start=state.start,
+                    carried_state=state,
+                    carried_policy=self._ready.policy.model_dump(mode="json"),
+                )
+            )
+        if state.phase == Phase.ESCALATED:
+            handoff.report_operations("left_queue")
+        await handoff.leave_queue("closed")
+        escalation = state.escalation
+        if escalation is not None and escalation.paged and escalation.agent_id is None:
+            await handoff.resolve_page()
+        state.phase = Phase.CLOSED
+        self._publish()
+        # The conversation's row is written when it ends (escalations create it earlier if needed):
+        # a record at the start would put a database write on every conversation's first message.
+        self._effects.in_background(
+            Records.record_conversation_start, builders.start_record(state, workflow.info().start_time)
+        )
+        self._effects.in_background(Records.record_conversation_end, builders.end_record(state, workflow.now()))
+        await self._effects.flush()
+        return builders.summary(state)
+
+    async def _run_step(self, step: Step) -> None:
+        if await self._ready.handoff.run_step(step):
+            self._publish()
+
+    async def _quiesce(self) -> None:
+        """Wait until no handler, note or background effect is in flight. Awaiting one can let a new
+        update in, so check again until all are done in the same breath, then end or continue as new."""
+        handoff = self._ready.handoff
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if handoff.note_task is not None:
+                await handoff.note_task
+            await self._effects.flush()
+            if workflow.all_handlers_finished() and handoff.note_task is None and not self._effects.pending:
+                return
+
+    def _should_stop(self) -> bool:
+        return self._closing or workflow.info().is_continue_as_new_suggested()
+
+    # --- messages ----------------------------------------------------------------------------------
+
+    @workflow.update(name=ids.ADD_MESSAGE)
+    async def add_message(self, message: MessageIn) -> Decision:
+        """A message of the conversation (customer, bot or agent), answered with a Decision."""
+        async with self._lock:
+            earlier = self._state.decisions.get(message.message_id)
+            if earlier is not None:
+                return earlier
+            if self._closing:
+                raise ApplicationError("conversation: already closed", type=ErrorType.CONVERSATION_CLOSED)
+            await self._ensure_ready()
+            # The validator of a conversation's first message ran before the policy was loaded.
+            problems = message_problems(message, self._ready.policy.limits.max_message_chars)
+            problems += self._role_problems(message)
+            if problems:
+                raise ApplicationError(
+                    "; ".join(problems), *problems, type=ErrorType.INVALID_MESSAGE, non_retryable=True
+                )
+            if message.role == "customer":
+                decision = await self._on_customer(message)
+            elif message.role == "agent":
+                decision = await self._on_agent(message)
+            else:
+                self._effects.append(message.message_id, "bot", message.text)
+                decision = Decision(message_id=message.message_id, action="continue", phase=self._state.phase)
+            self._state.decisions[message.message_id] = decision
+            self._publish()
+            return decision
+
+    @add_message.validator
+    def _validate_message(self, message: MessageIn) -> None:
+        if message.message_id in self._state.decisions:
+            return  # a retry of a message already handled; answered with its decision
+        if self._closing:
+            raise ApplicationError("conversation: already closed", type=ErrorType.CONVERSATION_CLOSED)
+        limit = self._loaded.policy.limits.max_message_chars if self._loaded else None
+        problems = message_problems(message, limit) if limit else message_problems(message)
+        problems += self._role_problems(message)
+        if problems:
+            raise ApplicationError("; ".join(problems), *problems, type=ErrorType.INVALID_MESSAGE)
+
+    def _role_problems(self, message: MessageIn) -> list[str]:
+        phase = self._state.phase
+        escalation = self._state.escalation
+        if message.role == "bot" and phase in (Phase.ESCALATED, Phase.WITH_AGENT):
+            return [f"role: the bot may not reply while a human owns the conversation (phase {phase.value})"]
+        if message.role == "agent":
+            if phase != Phase.WITH_AGENT or escalation is None:
+                return [f"role: no agent has picked up this conversation (phase {phase.value})"]
+            if message.agent_id != escalation.agent_id:
+                return [f"agent_id: the conversation belongs to agent {escalation.agent_id}"]
+        return []
+
+    async def _on_customer(self, message: MessageIn) -> Decision:
+        state = self._state
+        if state.phase == Phase.RESOLVED:
+            self._archive_escalation()  # the customer wrote again: the bot takes it from here
+            state.phase = Phase.BOT
+        earlier = [m for m in state.transcript if m.role == "customer"][-SCORING_WINDOW:]
+        # The rule-based scorer is pure and fast, so it runs here like the policy engine: as a local
+        # activity it cost a second workflow activation and an event per message (see bench/README.md).
+        signals = score(message.text, [m.text for m in earlier], [m.signals.frustration for m in earlier if m.signals])
+        entry = self._effects.append(message.message_id, "customer", message.text)
+        entry.signals = signals
+        state.customer_messages += 1
+        assessment = assess(self._ready.policy, state, state.context, workflow.now())
+        if state.phase == Phase.BOT:
+            outcome = await self._with_the_bot(message, assessment)
+        else:
+            outcome = await self._with_humans(assessment)
+        return Decision(
+            message_id=message.message_id,
+            action=outcome.action,
+            urgency=outcome.urgency,
+            triggers=outcome.triggers,
+            customer_text=outcome.customer_text,
+            signals=assessment.signals,
+            segment=assessment.segment,
+            phase=state.phase,
+            surge=outcome.surge,
+        )
+
+    async def _with_the_bot(self, message: MessageIn, assessment: Assessment) -> Outcome:
+        policy, handoff = self._ready.policy, self._ready.handoff
+        incident_question = is_incident_question(policy, message.text, assessment.signals)
+        if assessment.urgency is None and not incident_question:
+            return Outcome(action="continue")
+        # Asked only for escalations and incident questions, so ordinary messages pay nothing for it.
+        operations = await handoff.operations_status()
+        if operations.surge and incident_question:
+            # A general incident question in a surge: the bot triages and gives the status.
+            incident = operations.incident.description if operations.incident else None
+            text = incident_text(policy, incident)
+            self._effects.append(f"{message.message_id}:incident", "baton", text)
+            return Outcome(action="continue", customer_text=text, surge=True)
+        if assessment.urgency is None:
+            return Outcome(action="continue")
+        self._remember_triggers(assessment.triggers)
+        text = await handoff.escalate(
+            message.message_id, assessment.urgency, assessment.triggers, assessment.segment, surge=operations.surge
+        )
+        return Outcome(action="escalate", urgency=assessment.urgency, triggers=assessment.triggers, customer_text=text)
+
+    async def _with_humans(self, assessment: Assessment) -> Outcome:
+        """A person already owns the conversation (or is about to): the bot stays silent."""
+        handoff = self._ready.handoff
+        self._remember_triggers(assessment.triggers)
+        escalation = self._state.escalation
+        assert escalation is not None  # phases other than bot always have one
+        if assessment.urgency == "immediate" and escalation.urgency == "queued":
+            await handoff.raise_to_immediate(escalation)
+        return Outcome(
+            action="human",
+            urgency=escalation.urgency,
+            triggers=assessment.triggers,
+            customer_text=handoff.status_text(escalation),
+        )
+
+    def _remember_triggers(self, triggers: list[TriggerHit]) -> None:
+        known = {t.id for t in self._state.triggers_fired}
+        self._state.triggers_fired.extend(t for t in triggers if t.id not in known)
+
+    async def _on_agent(self, message: MessageIn) -> Decision:
+        self._effects.append(message.message_id, "agent", message.text)
+        # Keys are global to the backend's webhook: scope the agent's message id to the conversation.
+        key = f"{self._state.start.conversation_id}:{message.message_id}"
+        await self._effects.deliver("agent", message.text, key, agent_id=message.agent_id)
+        return Decision(message_id=message.message_id, action="human", phase=self._state.phase)
+
+    # --- agents ------------------------------------------------------------------------------------
+
+    @workflow.update(name=ids.PICKUP)
+    async def pickup(self, request: PickupRequest) -> PickupResult:
+        """An agent takes the conversation; answered with the handoff note, transcript and context."""
+        handoff = self._ready.handoff
+        escalation, first = self._claim(request)
+        if first:
+            await handoff.after_claim(escalation)
+        note = await handoff.note_for_agent(escalation)
+        waited = (escalation.picked_up_at or workflow.now()) - escalation.at
+        return PickupResult(
+            conversation_id=self._state.start.conversation_id,
+            agent_id=request.agent_id,
+            waited_seconds=waited.total_seconds(),
+            note=note,
+            transcript=self._state.transcript,
+            context=self._state.context,
+            escalation=escalation,
+        )
+
+    @pickup.validator
+    def _validate_pickup(self, request: PickupRequest) -> None:
+        problem = self._pickup_problem(request)
+        if problem:
+            raise ApplicationError(problem, problem, type=ErrorType.AGENT_ACTION_REFUSED)
+
+    @workflow.signal(name=ids.PICKUP_SIGNAL)
+    async def pickup_signal(self, request: PickupRequest) -> None:
+        """For backends that can only signal: same rules, and a refused pickup is logged, not applied."""
+        problem = self._pickup_problem(request)
+        if problem:
+            workflow.logger.warning("pickup refused", extra={"agent_id": request.agent_id, "reason": problem})
+            return
+        escalation, first = self._claim(request)
+        if first:
+            await self._ready.handoff.after_claim(escalation)
+
+    def _pickup_problem(self, request: PickupRequest) -> str | None:
+        escalation = self._state.escalation
+        if self._closing:
+            return "conversation: already closed"
+        if self._state.phase == Phase.WITH_AGENT and escalation and escalation.agent_id == request.agent_id:
+            return None  # the same agent again: a retry, answered with the same handoff
+        if self._state.phase == Phase.WITH_AGENT and escalation:
+            return f"agent_id: the conversation already belongs to agent {escalation.agent_id}"
+        if self._state.phase != Phase.ESCALATED or escalation is None:
+            return f"phase: the conversation is not waiting for a human (phase {self._state.phase.value})"
+        return None
+
+    def _claim(self, request: PickupRequest) -> tuple[Escalation, bool]:
+        """Take ownership; True for the first claim. Synchronous: a second pickup's validator sees the owner."""
+        escalation = self._state.escalation
+        assert escalation is not None  # the validator admits pickups of a waiting escalation only
+        if escalation.agent_id is not None:
+            return escalation, False
+        escalation.agent_id = request.agent_id
+        escalation.agent_name = request.agent_name
+        escalation.picked_up_at = workflow.now()
+        self._state.phase = Phase.WITH_AGENT
+        self._ready.handoff.replans += 1
+        self._publish()
+        return escalation, True
+
+    @workflow.update(name=ids.RESOLVE)
+    async def resolve(self, request: ResolveRequest) -> ConversationState:
+        """The agent is done: resolved (cooling starts) or handed back to the bot."""
+        policy = self._ready.policy
+        state = self._state
+        escalation = state.escalation
+        assert escalation is not None  # the validator admits a conversation with an agent only
+        resolved_at = workflow.now()
+        escalation.resolved_at = resolved_at
+        escalation.necessary = request.necessary
+        escalation.csat = request.csat
+        escalation.handback = request.handback
+        escalation.resolution_note = request.note
+        record = builders.resolution_record(state, escalation, request, resolved_at)
+        self._effects.in_background(Records.record_resolution, record)
+        resolved = builders.resolved_escalation(state, escalation, policy, resolved_at)
+        self._effects.in_background(Operations.note_resolved_escalation, resolved)
+        if request.handback:
+            self._archive_escalation()
+            state.phase = Phase.BOT
+            cid = state.start.conversation_id
+            await self._effects.say("handback", policy.templates.handback, f"{cid}:handback:{escalation.message_id}")
+        else:
+            state.phase = Phase.RESOLVED
+        self._ready.handoff.replans += 1
+        self._publish()
+        return state
+
+    @resolve.validator
+    def _validate_resolve(self, request: ResolveRequest) -> None:
+        escalation = self._state.escalation
+        problem = None
+        if self._state.phase != Phase.WITH_AGENT or escalation is None:
+            problem = f"phase: only a conversation with an agent can be resolved (phase {self._state.phase.value})"
+        elif escalation.agent_id != request.agent_id:
+            problem = f"agent_id: the conversation belongs to agent {escalation.agent_id}"
+        if problem:
+            raise ApplicationError(problem, problem, type=ErrorType.AGENT_ACTION_REFUSED)
+
+    def _archive_escalation(self) -> None:
+        if self._state.escalation is not None:
+            self._state.past_escalations.append(self._state.escalation)
+            self._state.escalation = None
+
+    # --- queries and signals -----------------------------------------------------------------------
+
+    @workflow.query(name=ids.STATE)
+    def state(self) -> ConversationState:
+        """The whole state: transcript, decisions, escalation, context."""
+        return self._state
+
+    @workflow.signal(name=ids.CLOSE)
+    def close(self, request: CloseRequest) -> None:
+        """End the conversation: leave any queue, record the outcome, finish."""
+        if not self._closing:
+            self._closing = True
+            self._state.closed_reason = request.reason
+
+    # --- start-up and visibility -----------------------------------------------------------------
+
+    @property
+    def _ready(self) -> Ready:
+        if self._loaded is None:
+            raise RuntimeError("the conversation's policy is used before start-up loaded it")
+        return self._loaded
+
+    def _load(self, policy: Policy) -> None:
+        self._loaded = Ready(policy=policy, handoff=HandoffRun(self._state, policy, self._effects))
+
+    async def _ensure_ready(self) -> None:
+        """Load the policy and the customer's context once; both are carried across continue-as-new."""
+        if self._loaded is not None and self._state.context is not None:
+            return
+        start = self._state.start
+        setup = await workflow.execute_local_activity_method(
+            Setup.prepare_conversation,
+            SetupRequest(
+                policy=start.policy,
+                context=ContextInput(customer_id=start.customer_id, backend_facts=start.customer),
+            ),
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=LOCAL_RETRY,
+            summary="Load the policy and the customer's CRM context",
+        )
+        policy = Policy.model_validate(setup.policy)
+        self._state.policy_name = policy.name
+        self._state.context = setup.context
+        self._load(policy)
+
+    def _publish(self) -> None:
+        self._visibility.publish(self._state)
