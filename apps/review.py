@@ -25,15 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from baton.apps.report import (
-    NO_TRIGGER,
-    UNKNOWN,
-    EscalationFacts,
-    Month,
-    ReportError,
-    load_months,
-    store_session,
-)
+from baton.apps.report.figures import NO_TRIGGER, UNKNOWN
+from baton.apps.report.loading import EscalationFacts, ReportError, load_months, store_session
+from baton.apps.report.months import Month
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession

@@ -35,11 +35,7 @@ from baton.apps import review
 from baton.apps.client import close, handle, pickup, resolve, send_message
 from baton.apps.report import FIGURES, Month, ReportOptions
 from baton.contract.messages import ConversationStart, CustomerFacts, Decision, MessageIn, PickupRequest, ResolveRequest
-from baton.settings import Settings
-from baton.store import records
-from baton.store.database import create_engine, migrate_async, session_factory
-from baton.store.models import Conversation
-from baton.store.records import (
+from baton.contract.records import (
     ConversationEndRecord,
     ConversationStartRecord,
     EscalationRecord,
@@ -47,6 +43,10 @@ from baton.store.records import (
     ResolutionRecord,
     escalation_id,
 )
+from baton.settings import Settings
+from baton.store import records
+from baton.store.database import create_engine, migrate_async, session_factory
+from baton.store.models import Conversation
 from baton.worker.connection import register_search_attributes
 from baton.worker.wiring import build_worker
 from tests.conftest import server_binary

@@ -1,4 +1,4 @@
-"""`baton report --chart FILE.png`: one slide-ready picture of the month, drawn from the report's JSON.
+"""`baton report --chart FILE.png`: one slide-ready picture of the month, drawn from the report.
 
 Three panels share the groups of the report (``--by``), with "All" first: the escalation rate, the
 escalation accuracy (with how many escalations were judged) and the post-escalation CSAT against the
@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from baton.apps.report import Month
+from baton.apps.report.build import Block, Report, as_report
 
 MAX_GROUPS = 8  # the groups with the most escalations; more would not read on a slide
 THIS_MONTH = "#1f5fa8"
@@ -100,18 +100,19 @@ def _bars(
     ax.set_axisbelow(True)
 
 
-def render_chart(report: Mapping[str, Any], path: str | Path) -> Path:
-    """Write the chart of ``report`` (the dict from baton.report.build_report) as a PNG; returns the path."""
-    month, previous = Month.parse(report["month"]), Month.parse(report["previous_month"])
-    overall = report["overall"]
-    groups = sorted(report["groups"], key=lambda g: -g["escalations"])[:MAX_GROUPS]
-    blocks: list[Mapping[str, Any]] = [overall, *groups]
-    names = ["All", *(_label(g["group"]) for g in groups)]
+def render_chart(result: Report | Mapping[str, Any], path: str | Path) -> Path:
+    """Write the chart of a report (a Report, or its JSON-ready document) as a PNG; returns the path."""
+    report = as_report(result)
+    month, previous = report.month, report.previous_month
+    overall = report.overall
+    groups = sorted(report.groups, key=lambda g: -g.current.escalations)[:MAX_GROUPS]
+    blocks: list[Block] = [overall, *groups]
+    names = ["All", *(_label(g.name) for g in groups)]
     horizontal = len(names) > 5 or max(len(n) for n in names) > 12
 
     def series(name: str, scale: float = 1.0) -> tuple[list[float | None], list[float | None]]:
-        now = [None if b[name] is None else b[name] * scale for b in blocks]
-        before = [None if b["previous"][name] is None else b["previous"][name] * scale for b in blocks]
+        now = [_scaled(b.current.value(name), scale) for b in blocks]
+        before = [_scaled(b.previous.value(name), scale) for b in blocks]
         return now, before
 
     height = max(5.4, 2.4 + 0.5 * len(names)) if horizontal else 5.4
@@ -123,33 +124,35 @@ def render_chart(report: Mapping[str, Any], path: str | Path) -> Path:
     acc_now, acc_before = series("escalation_accuracy", 100)
     acc_title = "Escalation accuracy (% judged necessary)"
     if horizontal:  # the number judged goes beside this month's bar
-        judged = [f" ({b['judged']} judged)" for b in blocks]
+        judged = [f" ({b.current.judged} judged)" for b in blocks]
         _bars(axes[1], names, acc_now, acc_before, acc_title, "{:.0f}", 135, horizontal, judged, PERCENT_TICKS)
     else:  # or under the group's name
-        ticks = [f"{n}\n{b['judged']} judged" for n, b in zip(names, blocks, strict=True)]
+        ticks = [f"{n}\n{b.current.judged} judged" for n, b in zip(names, blocks, strict=True)]
         _bars(axes[1], ticks, acc_now, acc_before, acc_title, "{:.0f}", 112, value_ticks=PERCENT_TICKS)
     csat_now, csat_before = series("post_escalation_csat")
     _bars(axes[2], names, csat_now, csat_before, "Post-escalation CSAT (1 to 5)", "{:.1f}", 5.6, horizontal)
     handles = [Patch(color=LAST_MONTH, label=previous.short), Patch(color=THIS_MONTH, label=month.short)]
-    if overall["overall_csat"] is not None:
+    overall_csat = overall.current.overall_csat
+    if overall_csat is not None:
         line = axes[2].axvline if horizontal else axes[2].axhline
-        line(overall["overall_csat"], color=OVERALL, linewidth=1.2, linestyle="--")
-        label = f"overall CSAT, {month.short}: {overall['overall_csat']:.2f}"
+        line(overall_csat, color=OVERALL, linewidth=1.2, linestyle="--")
+        label = f"overall CSAT, {month.short}: {overall_csat:.2f}"
         handles.append(Line2D([], [], color=OVERALL, linestyle="--", label=label))
     fig.legend(handles=handles, loc="upper right", bbox_to_anchor=(0.995, 0.99), frameon=False, fontsize=9)
 
-    by = report["by"]
+    by = report.by
     title = f"Escalations by {by}: {month.title} vs {previous.title}"
     fig.suptitle(title, fontsize=15, color=TEXT, x=0.01, y=0.975, ha="left")
+    now, before = overall.current, overall.previous
     summary = (
-        f"{overall['conversations']} conversations, {overall['escalated_conversations']} escalated"
-        f" ({_pct(overall['escalation_rate'])}, was {_pct(overall['previous']['escalation_rate'])});"
-        f" accuracy {_pct(overall['escalation_accuracy'])} of {overall['judged']} judged;"
-        f" abandonment {_pct(overall['abandonment_rate'])} (was {_pct(overall['previous']['abandonment_rate'])})"
+        f"{now.conversations} conversations, {now.escalated_conversations} escalated"
+        f" ({_pct(now.escalation_rate)}, was {_pct(before.escalation_rate)});"
+        f" accuracy {_pct(now.escalation_accuracy)} of {now.judged} judged;"
+        f" abandonment {_pct(now.abandonment_rate)} (was {_pct(before.abandonment_rate)})"
     )
     top_margin = 1 - 0.62 / height  # title, summary and legend take the same inches whatever the height
     fig.text(0.01, top_margin + 0.1 / height, summary, fontsize=10, color=MUTED, ha="left")
-    footer = [f["message"].split(";")[0].split(":")[0].rstrip(".") for f in report["flags"]][:3]
+    footer = [f.message.split(";")[0].split(":")[0].rstrip(".") for f in report.flags][:3]
     lines = []
     if footer:
         lines.append(("Flagged: " + "; ".join(footer), OVERALL))
@@ -163,6 +166,10 @@ def render_chart(report: Mapping[str, Any], path: str | Path) -> Path:
     fig.savefig(out, format="png", facecolor="white")
     plt.close(fig)
     return out
+
+
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
 
 
 def _pct(value: float | None) -> str:
