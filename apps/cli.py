@@ -42,7 +42,7 @@ def _policy_show(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from baton.apps.replay import run_replay_command
+    from baton.apps.replay.command import run_replay_command
 
     return run_replay_command(args)
 

@@ -1,10 +1,13 @@
 """Replay as evaluation: accuracy figures over `baton replay` records, and policy comparisons.
 
-Pure functions over the records `baton replay` prints (plain dicts), so that the
-same figures can be computed from a saved `--output` file, in a notebook or in CI.
-A record is labelled when it carries `label.escalate` (true or false); its label
-may also give the expected `urgency` ("immediate" or "queued") and the ids of
-the `triggers` a support lead expects to fire.
+Pure functions over the records `baton replay` builds (ReplayRecord, see
+apps/replay/records.py). A record may also be given as the dict of a printed
+line, so that the same figures can be computed from a saved `--output` file, in
+a notebook or in CI: it is validated into a ReplayRecord first. A record is
+labelled when its label gives `escalate` (true or false); its label may also
+give the expected `urgency` ("immediate" or "queued") and the ids of the
+`triggers` a support lead expects to fire. The figures are JSON-ready dicts,
+typed below (Metrics, Comparison).
 
 Conventions:
 - precision, recall and F1 are 0.0 when undefined (no escalations, no positives);
@@ -24,9 +27,15 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypeAlias, TypedDict
 
-Record = Mapping[str, Any]
+if TYPE_CHECKING:
+    from baton.apps.replay.records import ReplayLabel, ReplayRecord
+
+# The record models (pydantic) are imported where they are used: the CLI's parser reads DEFAULT_MAX_F1_DROP
+# and `baton report` the percentiles, and neither should load them.
+# A record, or a printed one read back (json.loads of a line).
+RecordLike: TypeAlias = "ReplayRecord | Mapping[str, Any]"
 
 # `baton replay --compare A B` fails when B's F1 is more than this below A's. On a
 # few dozen labelled conversations any lost true positive exceeds it; on hundreds
@@ -67,51 +76,147 @@ class Confusion:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> ConfusionCounts:
         return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
+
+
+# --- the figures, as the summary JSON holds them ---------------------------------------------------------
+
+
+class ConfusionCounts(TypedDict):
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+
+class TriggerFigures(TypedDict):
+    fired: int
+    necessary: int
+    expected: int
+    caught: int
+    precision: float | None
+    recall: float | None
+
+
+class UrgencyFigures(TypedDict):
+    correct: int
+    total: int
+    accuracy: float | None
+
+
+class Percentiles(TypedDict):
+    median: float | None
+    p90: float | None
+
+
+class TimeToEscalation(TypedDict):
+    count: int
+    messages: Percentiles
+    seconds: Percentiles
+
+
+class Metrics(TypedDict):
+    conversations: int
+    escalated: int
+    escalation_rate: float | None
+    rejected_messages: int
+    labelled: int
+    confusion: ConfusionCounts
+    precision: float
+    recall: float
+    f1: float
+    urgency: UrgencyFigures
+    time_to_escalation: TimeToEscalation
+    triggers: dict[str, TriggerFigures]
+
+
+class Snapshot(TypedDict):
+    escalated: bool
+    urgency: str | None
+    at_message: int | None
+    messages_to_escalation: int | None
+    seconds_to_escalation: float | None
+    triggers: list[str]
+
+
+class Change(TypedDict):
+    conversation_id: str
+    before: Snapshot
+    after: Snapshot
+    change: list[str]
+    triggers_added: NotRequired[list[str]]
+    triggers_removed: NotRequired[list[str]]
+    label: NotRequired[dict[str, Any]]
+    outcome: NotRequired[str]  # "improved" or "regressed"
+
+
+class Comparison(TypedDict):
+    changed: list[Change]
+    before: Metrics
+    after: Metrics
+    delta: dict[str, float | None]
+
+
+# --- records ---------------------------------------------------------------------------------------------
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def label_of(record: Record) -> Mapping[str, Any]:
-    return record.get("label") or {}
+def as_record(record: RecordLike) -> ReplayRecord:
+    """The typed record; a printed one (a dict) is validated into one."""
+    from baton.apps.replay.records import ReplayRecord
+
+    return record if isinstance(record, ReplayRecord) else ReplayRecord.model_validate(record)
 
 
-def is_labelled(record: Record) -> bool:
-    return label_of(record).get("escalate") is not None
+def as_records(records: Iterable[RecordLike]) -> list[ReplayRecord]:
+    return [as_record(r) for r in records]
 
 
-def trigger_ids(record: Record) -> list[str]:
-    return [t["id"] if isinstance(t, Mapping) else str(t) for t in record.get("triggers") or []]
+def label_of(record: RecordLike) -> ReplayLabel:
+    from baton.apps.replay.records import ReplayLabel
+
+    return as_record(record).label or ReplayLabel()
 
 
-def is_true_positive(record: Record) -> bool:
-    return bool(record.get("escalated")) and label_of(record).get("escalate") is True
+def is_labelled(record: RecordLike) -> bool:
+    return as_record(record).labelled
 
 
-def messages_to_escalation(record: Record) -> int | None:
+def trigger_ids(record: RecordLike) -> list[str]:
+    return as_record(record).trigger_ids
+
+
+def is_true_positive(record: RecordLike) -> bool:
+    r = as_record(record)
+    return r.escalated and label_of(r).escalate is True
+
+
+def messages_to_escalation(record: RecordLike) -> int | None:
     """The escalating message's 1-based position among the customer's messages (None when not escalated).
 
     Replay records carry it as `messages_to_escalation`; for older records it is
     counted from the decisions, which are logged for customer messages only.
     """
-    if record.get("at_message") is None:
+    r = as_record(record)
+    if r.at_message is None:
         return None
-    if record.get("messages_to_escalation") is not None:
-        return int(record["messages_to_escalation"])
-    at = record["at_message"]
-    return sum(1 for d in record.get("decisions") or [] if d["message_index"] <= at and d.get("action") != "rejected")
+    if r.messages_to_escalation is not None:
+        return r.messages_to_escalation
+    at = r.at_message
+    return sum(1 for d in r.decisions if d.message_index <= at and d.action != "rejected")
 
 
-def confusion(records: Iterable[Record]) -> Confusion:
+def confusion(records: Iterable[RecordLike]) -> Confusion:
     tp = fp = fn = tn = 0
-    for r in records:
-        expected = label_of(r).get("escalate")
+    for r in as_records(records):
+        expected = label_of(r).escalate
         if expected is None:
             continue
-        escalated = bool(r.get("escalated"))
+        escalated = r.escalated
         if escalated and expected:
             tp += 1
         elif escalated:
@@ -123,7 +228,7 @@ def confusion(records: Iterable[Record]) -> Confusion:
     return Confusion(tp, fp, fn, tn)
 
 
-def trigger_stats(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
+def trigger_stats(records: Iterable[RecordLike]) -> dict[str, TriggerFigures]:
     """Per trigger id, over labelled conversations.
 
     `fired`: conversations where it fired; `necessary`: of those, labelled as
@@ -131,20 +236,28 @@ def trigger_stats(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
     triggers: `expected`: conversations whose label lists it; `caught`: of those,
     where it fired; `recall` = caught / expected (None when no label lists it).
     """
-    stats: dict[str, dict[str, Any]] = {}
+    stats: dict[str, TriggerFigures] = {}
 
-    def entry(trigger: str) -> dict[str, Any]:
-        return stats.setdefault(trigger, {"fired": 0, "necessary": 0, "expected": 0, "caught": 0})
+    def entry(trigger: str) -> TriggerFigures:
+        empty: TriggerFigures = {
+            "fired": 0,
+            "necessary": 0,
+            "expected": 0,
+            "caught": 0,
+            "precision": None,
+            "recall": None,
+        }
+        return stats.setdefault(trigger, empty)
 
-    for r in records:
-        if not is_labelled(r):
+    for r in as_records(records):
+        if not r.labelled:
             continue
-        fired = set(trigger_ids(r))
+        fired = set(r.trigger_ids)
         for trigger in fired:
             e = entry(trigger)
             e["fired"] += 1
-            e["necessary"] += 1 if label_of(r)["escalate"] else 0
-        for trigger in set(label_of(r).get("triggers") or []):
+            e["necessary"] += 1 if label_of(r).escalate else 0
+        for trigger in set(label_of(r).expected_triggers):
             e = entry(trigger)
             e["expected"] += 1
             e["caught"] += 1 if trigger in fired else 0
@@ -154,10 +267,10 @@ def trigger_stats(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
     return dict(sorted(stats.items(), key=lambda kv: (-kv[1]["fired"], -kv[1]["expected"], kv[0])))
 
 
-def urgency_accuracy(records: Iterable[Record]) -> dict[str, Any]:
+def urgency_accuracy(records: Iterable[RecordLike]) -> UrgencyFigures:
     """Among true positives whose label gives an urgency: how many escalated with that urgency."""
-    judged = [r for r in records if is_true_positive(r) and label_of(r).get("urgency") is not None]
-    correct = sum(1 for r in judged if r.get("urgency") == label_of(r)["urgency"])
+    judged = [r for r in as_records(records) if is_true_positive(r) and label_of(r).urgency is not None]
+    correct = sum(1 for r in judged if r.urgency == label_of(r).urgency)
     return {"correct": correct, "total": len(judged), "accuracy": _ratio(correct, len(judged))}
 
 
@@ -173,11 +286,11 @@ def p90(values: Sequence[float]) -> float | None:
     return float(ordered[max(1, math.ceil(0.9 * len(ordered))) - 1])
 
 
-def time_to_escalation(records: Iterable[Record]) -> dict[str, Any]:
+def time_to_escalation(records: Iterable[RecordLike]) -> TimeToEscalation:
     """Median and p90 time to escalation of true positives, in customer messages and in seconds."""
-    positives = [r for r in records if is_true_positive(r)]
+    positives = [r for r in as_records(records) if is_true_positive(r)]
     messages = [float(n) for r in positives if (n := messages_to_escalation(r)) is not None]
-    seconds = [float(r["seconds_to_escalation"]) for r in positives if r.get("seconds_to_escalation") is not None]
+    seconds = [float(r.seconds_to_escalation) for r in positives if r.seconds_to_escalation is not None]
     return {
         "count": len(positives),
         "messages": {"median": median(messages), "p90": p90(messages)},
@@ -185,23 +298,24 @@ def time_to_escalation(records: Iterable[Record]) -> dict[str, Any]:
     }
 
 
-def metrics(records: Sequence[Record]) -> dict[str, Any]:
+def metrics(records: Sequence[RecordLike]) -> Metrics:
     """Every figure for one record set, JSON-ready."""
-    escalated = sum(1 for r in records if r.get("escalated"))
-    matrix = confusion(records)
+    typed = as_records(records)
+    escalated = sum(1 for r in typed if r.escalated)
+    matrix = confusion(typed)
     return {
-        "conversations": len(records),
+        "conversations": len(typed),
         "escalated": escalated,
-        "escalation_rate": _ratio(escalated, len(records)),
-        "rejected_messages": sum(1 for r in records for d in r.get("decisions") or [] if d.get("action") == "rejected"),
+        "escalation_rate": _ratio(escalated, len(typed)),
+        "rejected_messages": sum(r.rejected_messages for r in typed),
         "labelled": matrix.total,
         "confusion": matrix.as_dict(),
         "precision": matrix.precision,
         "recall": matrix.recall,
         "f1": matrix.f1,
-        "urgency": urgency_accuracy(records),
-        "time_to_escalation": time_to_escalation(records),
-        "triggers": trigger_stats(records),
+        "urgency": urgency_accuracy(typed),
+        "time_to_escalation": time_to_escalation(typed),
+        "triggers": trigger_stats(typed),
     }
 
 
@@ -235,34 +349,36 @@ def figure(figures: Mapping[str, Any], name: str) -> Any:
     return _get(figures, COMPARED[name])
 
 
-def metric_deltas(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, float | None]:
+def metric_deltas(before: Metrics, after: Metrics) -> dict[str, float | None]:
     """after - before for each compared figure (None when either side is undefined)."""
     deltas: dict[str, float | None] = {}
     for name, path in COMPARED.items():
         a, b = _get(before, path), _get(after, path)
         deltas[name] = None if a is None or b is None else b - a
-    for trigger in sorted(set(before.get("triggers", {})) | set(after.get("triggers", {}))):
+    for trigger in sorted(set(before["triggers"]) | set(after["triggers"])):
         a = _get(before, ("triggers", trigger, "precision"))
         b = _get(after, ("triggers", trigger, "precision"))
         deltas[f"precision[{trigger}]"] = None if a is None or b is None else b - a
     return deltas
 
 
-def snapshot(record: Record) -> dict[str, Any]:
+def snapshot(record: RecordLike) -> Snapshot:
     """The decision-relevant part of a record, as shown in a comparison."""
+    r = as_record(record)
     return {
-        "escalated": bool(record.get("escalated")),
-        "urgency": record.get("urgency"),
-        "at_message": record.get("at_message"),
-        "messages_to_escalation": messages_to_escalation(record),
-        "seconds_to_escalation": record.get("seconds_to_escalation"),
-        "triggers": trigger_ids(record),
+        "escalated": r.escalated,
+        "urgency": r.urgency,
+        "at_message": r.at_message,
+        "messages_to_escalation": messages_to_escalation(r),
+        "seconds_to_escalation": r.seconds_to_escalation,
+        "triggers": r.trigger_ids,
     }
 
 
-def changes(before: Record, after: Record) -> tuple[list[str], list[str], list[str]]:
+def changes(before: RecordLike, after: RecordLike) -> tuple[list[str], list[str], list[str]]:
     """How one conversation's outcome moved: (change codes, triggers added, triggers removed)."""
-    was, now = bool(before.get("escalated")), bool(after.get("escalated"))
+    a, b = as_record(before), as_record(after)
+    was, now = a.escalated, b.escalated
     if was and not now:
         return [STOPPED_ESCALATING], [], []
     if now and not was:
@@ -270,13 +386,14 @@ def changes(before: Record, after: Record) -> tuple[list[str], list[str], list[s
     if not now:
         return [], [], []
     codes = []
-    if before.get("urgency") != after.get("urgency"):
+    if a.urgency != b.urgency:
         codes.append(URGENCY_CHANGED)
-    if after["at_message"] < before["at_message"]:
-        codes.append(ESCALATED_EARLIER)
-    elif after["at_message"] > before["at_message"]:
-        codes.append(ESCALATED_LATER)
-    old, new = trigger_ids(before), trigger_ids(after)
+    if a.at_message is not None and b.at_message is not None:
+        if b.at_message < a.at_message:
+            codes.append(ESCALATED_EARLIER)
+        elif b.at_message > a.at_message:
+            codes.append(ESCALATED_LATER)
+    old, new = a.trigger_ids, b.trigger_ids
     added = [t for t in new if t not in old]
     removed = [t for t in old if t not in new]
     if added:
@@ -286,12 +403,12 @@ def changes(before: Record, after: Record) -> tuple[list[str], list[str], list[s
     return codes, added, removed
 
 
-def _correct(record: Record) -> bool | None:
-    expected = label_of(record).get("escalate")
-    return None if expected is None else bool(record.get("escalated")) == expected
+def _correct(record: ReplayRecord) -> bool | None:
+    expected = label_of(record).escalate
+    return None if expected is None else record.escalated == expected
 
 
-def compare_records(before: Sequence[Record], after: Sequence[Record]) -> dict[str, Any]:
+def compare_records(before: Sequence[RecordLike], after: Sequence[RecordLike]) -> Comparison:
     """Compare two runs over the same conversations.
 
     Returns `changed`: one entry per conversation whose outcome moved, in the
@@ -300,21 +417,22 @@ def compare_records(before: Sequence[Record], after: Sequence[Record]) -> dict[s
     decision became right or wrong), and `before`, `after`, `delta`: the metrics
     of each run and after - before.
     """
-    old = {r["conversation_id"]: r for r in before}
-    new = {r["conversation_id"]: r for r in after}
-    if len(old) != len(before) or len(new) != len(after):
+    first, second = as_records(before), as_records(after)
+    old = {r.conversation_id: r for r in first}
+    new = {r.conversation_id: r for r in second}
+    if len(old) != len(first) or len(new) != len(second):
         raise ValueError("duplicate conversation ids in a record set")
     if set(old) != set(new):
         only_before = sorted(set(old) - set(new))
         only_after = sorted(set(new) - set(old))
         raise ValueError(f"the record sets differ: only before {only_before}, only after {only_after}")
-    changed = []
+    changed: list[Change] = []
     for conversation_id, b in old.items():
         a = new[conversation_id]
         codes, added, removed = changes(b, a)
         if not codes:
             continue
-        entry: dict[str, Any] = {
+        entry: Change = {
             "conversation_id": conversation_id,
             "before": snapshot(b),
             "after": snapshot(a),
@@ -324,13 +442,13 @@ def compare_records(before: Sequence[Record], after: Sequence[Record]) -> dict[s
             entry["triggers_added"] = added
         if removed:
             entry["triggers_removed"] = removed
-        if is_labelled(b):
-            entry["label"] = dict(label_of(b))
+        if b.labelled:
+            entry["label"] = label_of(b).printed()
             was_right, now_right = _correct(b), _correct(a)
             if was_right != now_right:
                 entry["outcome"] = "improved" if now_right else "regressed"
         changed.append(entry)
-    before_metrics, after_metrics = metrics(before), metrics(after)
+    before_metrics, after_metrics = metrics(first), metrics(second)
     return {
         "changed": changed,
         "before": before_metrics,
@@ -339,11 +457,11 @@ def compare_records(before: Sequence[Record], after: Sequence[Record]) -> dict[s
     }
 
 
-def f1_drop(comparison: Mapping[str, Any]) -> float:
+def f1_drop(comparison: Comparison) -> float:
     """How much F1 fell from before to after (negative when it rose)."""
     return comparison["before"]["f1"] - comparison["after"]["f1"]
 
 
-def exceeds_f1_drop(comparison: Mapping[str, Any], max_drop: float) -> bool:
+def exceeds_f1_drop(comparison: Comparison, max_drop: float) -> bool:
     # A tolerance so that two equal F1s computed in different orders never count as a drop.
     return f1_drop(comparison) > max_drop + 1e-9

@@ -1,7 +1,7 @@
 """`baton export`: real past conversations, read from Temporal, as replay transcripts.
 
 Last month's real traffic, through next month's policy: the output is the
-JSONL that `baton replay` reads (baton/replay.py, ReplayConversation), one
+JSONL that `baton replay` reads (apps/replay/transcripts.py, ReplayConversation), one
 conversation per line, sorted by start time, labelled from the agents'
 dispositions where there are any.
 
@@ -69,6 +69,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from baton.apps.output import unwritable, write_failed
 from baton.contract.messages import ConversationState, Escalation, Intent
 from baton.contract.records import ABANDONED_REASONS
 
@@ -352,16 +353,6 @@ def summarize(result: ExportResult, target: str, since: datetime, until: datetim
     return "\n".join(lines)
 
 
-def _unwritable(target: Path) -> str | None:
-    if target.is_dir():
-        return f"{target}: cannot write: is a directory"
-    if not target.parent.is_dir():
-        return f"{target}: cannot write: no such directory {target.parent}"
-    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        return f"{target}: cannot write: permission denied"
-    return None
-
-
 async def _connect_and_export(since: datetime, until: datetime, include_open: bool) -> ExportResult:
     from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -404,7 +395,7 @@ def run_export_command(args: argparse.Namespace) -> int:
         )
         return 2
     target = Path(args.output)
-    problem = _unwritable(target)
+    problem = unwritable(target)
     if problem:
         print(f"export: {problem}", file=sys.stderr)
         return 2
@@ -416,7 +407,7 @@ def run_export_command(args: argparse.Namespace) -> int:
     try:
         write_jsonl(target, result.lines)
     except OSError as err:
-        print(f"export: {target}: cannot write: {err.strerror or err}", file=sys.stderr)
+        print(f"export: {write_failed(target, err)}", file=sys.stderr)
         return 2
     print(summarize(result, str(target), since, until), file=sys.stderr)
     return 1 if result.skipped and not result.lines else 0

@@ -1,0 +1,130 @@
+"""`baton replay FILE`: the command. Reads and checks everything first (the transcripts, the policies, the
+output paths), then replays, prints one JSON line per conversation (or per changed conversation with
+`--compare A B`) and the summary on stderr.
+
+Labelled transcripts (`label.escalate`, optionally `urgency` and `triggers`) turn a replay into an evaluation:
+the summary gives precision, recall and F1, per-trigger precision, urgency accuracy and time to escalation
+(apps/evaluation.py). `--compare A B` replays the same transcripts under two policies and lists the
+conversations whose outcome changed; it fails (exit 1) when B's F1 is more than `--max-f1-drop` (default 0.02)
+below A's, so that a policy change can be gated in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from baton.apps import evaluation
+from baton.apps.output import unwritable, write_failed
+from baton.apps.replay.runner import replay, replay_both
+from baton.apps.replay.summary import summarize, summarize_comparison
+from baton.apps.replay.transcripts import ReplayConversation, ReplayInputError, read_transcripts
+from baton.policies import PolicyError, load_policy
+
+
+def _load_policies(paths: list[str]) -> list[str] | None:
+    """Each policy's display name, or None after printing why one cannot be used."""
+    names = []
+    for path in paths:
+        try:
+            policy = load_policy(path)
+        except PolicyError as err:
+            print(err, file=sys.stderr)
+            return None
+        names.append(f"{path} (policy '{policy.name}')")
+    return names
+
+
+def _write_summary(target: str, figures: Mapping[str, Any]) -> int:
+    try:
+        Path(target).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    except OSError as err:
+        print(write_failed(target, err), file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    compare: list[str] | None = getattr(args, "compare", None)
+    max_f1_drop: float | None = getattr(args, "max_f1_drop", None)
+    summary_json: str | None = getattr(args, "summary_json", None)
+    if compare and args.policy:
+        print("replay: --compare and --policy cannot be used together", file=sys.stderr)
+        return 2
+    if max_f1_drop is not None and not compare:
+        print("replay: --max-f1-drop applies only with --compare", file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    try:
+        with path.open(encoding="utf-8") as f:
+            conversations = read_transcripts(f, str(path))
+    except OSError as err:
+        print(f"{path}: cannot read: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except ReplayInputError as err:
+        print(err, file=sys.stderr)
+        return 2
+    names = _load_policies(list(compare) if compare else [args.policy] if args.policy else [])
+    if names is None:
+        return 2
+    for target in (args.output, summary_json):
+        problem = unwritable(target) if target else None
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+    began = time.monotonic()
+    with ExitStack() as stack:
+        out = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
+        if compare:
+            return _compare(conversations, compare, names, out, began, max_f1_drop, summary_json, str(path))
+        records = asyncio.run(replay(conversations, args.policy, out))
+    print(summarize(records, time.monotonic() - began), file=sys.stderr)
+    if summary_json:
+        return _write_summary(
+            summary_json, {"file": str(path), "policy": args.policy or "default", **evaluation.metrics(records)}
+        )
+    return 0
+
+
+def _compare(
+    conversations: list[ReplayConversation],
+    policies: list[str],
+    names: list[str],
+    out: TextIO,
+    began: float,
+    max_f1_drop: float | None,
+    summary_json: str | None,
+    source: str,
+) -> int:
+    """`--compare A B`: changed conversations on `out`, the comparison on stderr; 1 when F1 fell too far."""
+    allowed = evaluation.DEFAULT_MAX_F1_DROP if max_f1_drop is None else max_f1_drop
+    before, after = asyncio.run(replay_both(conversations, policies[0], policies[1]))
+    comparison = evaluation.compare_records(before, after)
+    for entry in comparison["changed"]:
+        out.write(json.dumps(entry) + "\n")
+    out.flush()
+    print(summarize_comparison(comparison, (names[0], names[1]), time.monotonic() - began, allowed), file=sys.stderr)
+    failed = bool(comparison["before"]["labelled"]) and evaluation.exceeds_f1_drop(comparison, allowed)
+    if summary_json:
+        figures = {
+            "file": source,
+            "policy_a": policies[0],
+            "policy_b": policies[1],
+            "changed": len(comparison["changed"]),
+            "f1_drop": evaluation.f1_drop(comparison),
+            "max_f1_drop": allowed,
+            "passed": not failed,
+            "a": comparison["before"],
+            "b": comparison["after"],
+            "delta": comparison["delta"],
+        }
+        if _write_summary(summary_json, figures):
+            return 2
+    return 1 if failed else 0

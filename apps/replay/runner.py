@@ -1,0 +1,264 @@
+"""Driving the workflow: transcripts replayed on the time-skipping test server, batch after batch.
+
+A replay never writes to the real store and consults no CRM: each policy gets a worker of its own on a
+throwaway database, with the transcript carrying the customer's facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from baton.activities.crm import EmbeddedCrm
+from baton.apps.binaries import test_server
+from baton.apps.client import close, get_state, send_message
+from baton.apps.replay.records import (
+    DecisionSignals,
+    FiredTrigger,
+    MessageDecision,
+    RejectedMessage,
+    ReplayRecord,
+)
+from baton.apps.replay.transcripts import ReplayConversation, message_times, rebase_customer
+from baton.contract.messages import ConversationStart, HandoffNote, MessageIn, TriggerHit
+from baton.policies import load_policy
+from baton.settings import Settings
+from baton.store.database import migrate_async
+from baton.worker.connection import register_search_attributes
+from baton.worker.wiring import build_worker
+
+NOTE_WAIT_SECONDS = 60.0
+BATCH_SIZE = 50  # conversations sharing one timeline; bounded by the server's in-flight updates
+
+
+class ConversationReplay:
+    """One transcript being replayed: sends its messages and collects the record."""
+
+    def __init__(self, conv: ReplayConversation, run_id: str, replay_now: datetime) -> None:
+        self.conv = conv
+        self.offsets = message_times(conv)
+        self.start = ConversationStart(
+            conversation_id=f"replay-{run_id}-{conv.conversation_id}",
+            customer_id=conv.customer.id,
+            channel=conv.channel,
+            customer=rebase_customer(conv, replay_now),
+        )
+        self.decisions: list[MessageDecision | RejectedMessage] = []
+        self.at_message: int | None = None
+        self.urgency: str | None = None
+        self.fired: dict[str, TriggerHit] = {}
+        self.handoff_message: str | None = None
+        self.note: HandoffNote | None = None
+
+    async def wait_for_note(self, client: Client, timeout: float = NOTE_WAIT_SECONDS) -> None:
+        """The note is written in the background after an escalation; give it a bounded time."""
+        if self.at_message is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = await get_state(client, self.start.conversation_id)
+            escalations = [*state.past_escalations, *([state.escalation] if state.escalation else [])]
+            if escalations and escalations[0].note is not None:
+                self.note = escalations[0].note
+                return
+            await asyncio.sleep(0.05)
+
+    async def send(self, client: Client, task_queue: str, index: int) -> None:
+        message = self.conv.messages[index]
+        incoming = MessageIn(message_id=f"m{index}", role=message.role, text=message.text)
+        try:
+            decision = await send_message(client, task_queue, self.start, incoming)
+        except WorkflowUpdateFailedError as err:
+            reason = str(err.cause) if err.cause else str(err)
+            self.decisions.append(RejectedMessage(message_index=index, error=reason))
+            return
+        if message.role != "customer":
+            return
+        if decision.action == "escalate" and self.at_message is None:
+            self.handoff_message = decision.customer_text
+        if decision.action == "escalate":
+            self.at_message = index if self.at_message is None else self.at_message
+            self.urgency = decision.urgency
+            for hit in decision.triggers:
+                self.fired.setdefault(hit.id, hit)
+        signals = decision.signals
+        self.decisions.append(
+            MessageDecision(
+                message_index=index,
+                action=decision.action,
+                urgency=decision.urgency,
+                signals=DecisionSignals(
+                    sentiment=signals.sentiment,
+                    frustration=signals.frustration,
+                    intents=[i.value for i in signals.intents],
+                )
+                if signals
+                else None,
+            )
+        )
+
+    def record(self) -> ReplayRecord:
+        """The conversation's record, once its replay has ended."""
+        at = self.at_message
+        return ReplayRecord(
+            conversation_id=self.conv.conversation_id,
+            escalated=at is not None,
+            urgency=self.urgency,
+            at_message=at,
+            triggers=[FiredTrigger(id=t.id, category=t.category) for t in self.fired.values()],
+            decisions=self.decisions,
+            # Position of the escalating message among the customer's messages, 1-based.
+            messages_to_escalation=None
+            if at is None
+            else sum(1 for m in self.conv.messages[: at + 1] if m.role == "customer"),
+            seconds_to_escalation=None if at is None else self.offsets[at].total_seconds(),
+            handoff_message=self.handoff_message,
+            note_summary=self.note.summary if self.note else None,
+            note_source=self.note.source if self.note else None,
+            label=self.conv.label,
+        )
+
+
+async def replay_batch(
+    env: WorkflowEnvironment, task_queue: str, batch: list[ReplayConversation], run_id: str
+) -> list[ReplayRecord]:
+    """Replay a batch on one shared timeline.
+
+    All conversations of a batch start together; the test server's clock is
+    moved to each distinct message offset in turn, and the messages due then
+    are sent concurrently (in order within a conversation). Every conversation
+    thus sees its own gaps exactly, while the batch shares the round trips.
+    """
+    client = env.client
+    replay_now = await env.get_current_time()
+    replays = [ConversationReplay(conv, run_id, replay_now) for conv in batch]
+    due: dict[timedelta, list[tuple[int, int]]] = {}
+    for c, rep in enumerate(replays):
+        for m, offset in enumerate(rep.offsets):
+            due.setdefault(offset, []).append((c, m))
+    elapsed = timedelta(0)
+    for offset in sorted(due):
+        if offset > elapsed:
+            await env.sleep(offset - elapsed)
+            elapsed = offset
+        by_conversation: dict[int, list[int]] = {}
+        for c, m in due[offset]:
+            by_conversation.setdefault(c, []).append(m)
+
+        async def send_in_order(c: int, indexes: list[int]) -> None:
+            for m in indexes:
+                await replays[c].send(client, task_queue, m)
+
+        await asyncio.gather(*(send_in_order(c, ms) for c, ms in by_conversation.items()))
+    await asyncio.gather(*(rep.wait_for_note(client) for rep in replays))
+    await asyncio.gather(*(close(client, rep.start.conversation_id, reason="replay finished") for rep in replays))
+    return [rep.record() for rep in replays]
+
+
+@asynccontextmanager
+async def replay_environment() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server with Baton's search attributes registered."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server(), data_converter=pydantic_data_converter
+    )
+    async with env:
+        await register_search_attributes(env.client)
+        yield env
+
+
+@asynccontextmanager
+async def policy_worker(env: WorkflowEnvironment, policy_file: str | None, run_id: str) -> AsyncIterator[str]:
+    """A worker running `policy_file` on a task queue of its own; yields the task queue.
+
+    Keep it running until the test server stops: a closed conversation still
+    leaves its queue after the replay has moved on, and work left without a
+    worker would hold the server's clock for every later run.
+    """
+    # A replay never writes to the real store: its records go to a throwaway database.
+    with tempfile.TemporaryDirectory(prefix="baton-replay-") as scratch:
+        store_url = f"sqlite+aiosqlite:///{Path(scratch) / 'replay.db'}"
+        await migrate_async(store_url)
+        # Business hours are not replayed: the replay clock is not the conversation's clock, so every
+        # escalation is judged as if people were on shift (after-hours handling has its own tests).
+        policy = load_policy(policy_file or "default").model_copy(update={"hours": None})
+        policy_path = Path(scratch) / "policy.yaml"
+        policy_path.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
+        settings = Settings(task_queue=f"replay-{run_id}", policy=str(policy_path), database_url=store_url)
+        # The transcript carries the customer's facts; no CRM is consulted.
+        async with build_worker(env.client, settings, crm=EmbeddedCrm(customers={})):
+            yield settings.task_queue
+
+
+async def replay_policy(
+    env: WorkflowEnvironment,
+    task_queue: str,
+    conversations: list[ReplayConversation],
+    run_id: str,
+    *,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[list[ReplayRecord]], None] | None = None,
+) -> list[ReplayRecord]:
+    """Replay every conversation on the worker serving `task_queue` (see policy_worker), batch after batch.
+
+    `run_id` prefixes the workflow ids, so several policies can run on one
+    server without seeing each other's conversations. `on_batch` gets each
+    batch's records as soon as they exist.
+    """
+    records: list[ReplayRecord] = []
+    for i in range(0, len(conversations), batch_size):
+        batch = await replay_batch(env, task_queue, conversations[i : i + batch_size], run_id)
+        if on_batch is not None:
+            on_batch(batch)
+        records.extend(batch)
+    return records
+
+
+def _writer(out: TextIO) -> Callable[[list[ReplayRecord]], None]:
+    def write(batch: list[ReplayRecord]) -> None:
+        for record in batch:
+            out.write(record.json_line() + "\n")
+        out.flush()
+
+    return write
+
+
+async def replay(
+    conversations: list[ReplayConversation], policy_file: str | None, out: TextIO, batch_size: int = BATCH_SIZE
+) -> list[ReplayRecord]:
+    """Replay under one policy, writing one JSON record per conversation to `out` as batches finish."""
+    run_id = uuid.uuid4().hex[:8]
+    async with replay_environment() as env, policy_worker(env, policy_file, run_id) as task_queue:
+        return await replay_policy(env, task_queue, conversations, run_id, batch_size=batch_size, on_batch=_writer(out))
+
+
+async def replay_both(
+    conversations: list[ReplayConversation], policy_a: str, policy_b: str, batch_size: int = BATCH_SIZE
+) -> tuple[list[ReplayRecord], list[ReplayRecord]]:
+    """Replay the same conversations under two policies, one after the other on one test server.
+
+    Each policy has its own worker, task queue and workflow-id prefix. Customer
+    dates are rebased onto the server's clock per batch, so both runs see each
+    account as it was when the conversation happened.
+    """
+    run_id = uuid.uuid4().hex[:8]
+    run_a, run_b = f"{run_id}-a", f"{run_id}-b"
+    async with (
+        replay_environment() as env,
+        policy_worker(env, policy_a, run_a) as queue_a,
+        policy_worker(env, policy_b, run_b) as queue_b,
+    ):
+        before = await replay_policy(env, queue_a, conversations, run_a, batch_size=batch_size)
+        after = await replay_policy(env, queue_b, conversations, run_b, batch_size=batch_size)
+    return before, after
