@@ -41,6 +41,16 @@ class Intent(StrEnum):
     CANCELLATION = "cancellation"
     RESOLVED = "resolved"
     NOT_HELPING = "not_helping"
+    CONTACT_REQUEST = "contact_request"  # a callback or a phone number: reaching a person outside the chat
+
+
+class Topic(StrEnum):
+    BILLING = "billing"
+    TECHNICAL = "technical"
+    ACCOUNT_ACCESS = "account_access"
+    DATA_PRIVACY = "data_privacy"
+    SHIPPING_ORDERS = "shipping_orders"
+    OTHER = "other"
 
 
 class _Model(BaseModel):
@@ -92,12 +102,29 @@ class MessageIn(_Model):
     agent_id: str | None = Field(default=None, max_length=MAX_ID_CHARS, description="Required for agent messages")
 
 
+class MessageScores(_Model):
+    """The classifier's reading of one customer message on its own, recorded in the conversation's history
+    (an activity result), so that a later model never changes the scores a conversation received."""
+
+    model_version: str
+    probabilities: dict[Intent, float] = Field(default_factory=dict, description="Calibrated, per intent")
+    intents: list[Intent] = Field(default_factory=list, description="Intents at or above the model's thresholds")
+    topic: Topic = Topic.OTHER
+    topic_probabilities: dict[Topic, float] = Field(default_factory=dict)
+    frustration: float = Field(default=0.0, ge=0, le=1, description="This message alone")
+    source: Literal["model", "llm"] = "model"
+    reason: str | None = Field(default=None, description="The LLM judge's one-line reason, when it decided")
+
+
 class Signals(_Model):
     sentiment: float = Field(ge=-1, le=1)
     frustration: float = Field(ge=0, le=1)
     intents: list[Intent] = Field(default_factory=list)
     markers: list[str] = Field(default_factory=list, description="profanity, shouting, repeated_punctuation, ...")
-    source: Literal["rules", "llm"] = "rules"
+    source: Literal["rules", "model", "llm"] = "rules"
+    topic: Topic | None = None
+    probabilities: dict[Intent, float] = Field(default_factory=dict, description="Per intent, from the classifier")
+    model_version: str | None = Field(default=None, description="The classifier that scored the message")
 
 
 class TriggerHit(_Model):

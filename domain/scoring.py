@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 from baton.contract.messages import Intent, Signals
 from baton.domain.text import content_terms, similarity
@@ -271,15 +272,22 @@ def _markers(text: str, lowered: str) -> list[str]:
     return markers
 
 
-def score(
-    text: str, previous_customer_texts: list[str] | None = None, previous_frustration: list[float] | None = None
-) -> Signals:
-    """Score one customer message in the light of the conversation so far."""
-    previous_customer_texts = previous_customer_texts or []
-    previous_frustration = previous_frustration or []
+@dataclass(frozen=True)
+class RuleReading:
+    """What the rules read in one message on its own: intents, markers, sentiment."""
+
+    intents: tuple[Intent, ...]
+    markers: tuple[str, ...]
+    sentiment: float
+    not_helping: bool
+    persistence_words: int
+    resolved: bool
+
+
+def read(text: str) -> RuleReading:
+    """The rules' reading of one message, without the conversation (also the classifier's rule features)."""
     lowered = text.lower()
     clauses = _clauses(text)
-
     intents: list[Intent] = []
     if _human_request(text, clauses):
         intents.append(Intent.HUMAN_REQUEST)
@@ -296,22 +304,42 @@ def score(
     not_helping = bool(NOT_HELPING.search(lowered))
     if not_helping:
         intents.append(Intent.NOT_HELPING)
-
     markers = _markers(text, lowered)
     sentiment = _sentiment(text)
+    resolved = _clause_hits(RESOLVED, clauses) or (
+        bool(THANKS.search(lowered)) and sentiment >= 0 and "persistence" not in markers and not not_helping
+    )
+    return RuleReading(
+        intents=tuple(intents),
+        markers=tuple(markers),
+        sentiment=sentiment,
+        not_helping=not_helping,
+        persistence_words=len(PERSISTENCE.findall(lowered)),
+        resolved=resolved,
+    )
+
+
+def score(
+    text: str, previous_customer_texts: list[str] | None = None, previous_frustration: list[float] | None = None
+) -> Signals:
+    """Score one customer message in the light of the conversation so far."""
+    previous_customer_texts = previous_customer_texts or []
+    previous_frustration = previous_frustration or []
+    reading = read(text)
+    intents = list(reading.intents)
+    markers = list(reading.markers)
+    sentiment = reading.sentiment
+    not_helping = reading.not_helping
     terms = content_terms(text)
     repeating = len(terms) >= 2 and any(similarity(content_terms(t), terms) >= 0.5 for t in previous_customer_texts)
     if repeating:
         markers.append("repeated_message")
 
-    resolved = _clause_hits(RESOLVED, clauses) or (
-        bool(THANKS.search(lowered)) and sentiment >= 0 and "persistence" not in markers and not not_helping
-    )
-    if resolved and not intents:
+    if reading.resolved and not intents:
         intents.append(Intent.RESOLVED)
 
     frustration = 0.5 * max(0.0, -sentiment)
-    frustration += 0.15 * min(2, len(PERSISTENCE.findall(lowered)))
+    frustration += 0.15 * min(2, reading.persistence_words)
     frustration += 0.15 if "shouting" in markers else 0.0
     frustration += 0.1 if "repeated_punctuation" in markers else 0.0
     frustration += 0.3 if "profanity" in markers else 0.0

@@ -2,7 +2,7 @@
 
 Layers, bottom to top; a module may import its own layer and the ones below, never above:
 
-    contract <- domain <- policies <- workflows <- config <- store <- activities <- worker <- apps
+    contract <- domain <- policies <- workflows <- config <- classifier <- store <- activities <- worker <- apps
 
 Besides the layers: the pure layers (contract, domain, policies, workflows) import no I/O library;
 importing the gateway loads no workflow, activity or SQLAlchemy module; Baton's modules import in
@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("policies", ("baton.policies",)),
     ("workflows", ("baton.workflows",)),
     ("config", ("baton.settings", "baton.logging", "baton")),
+    ("classifier", ("baton.classifier",)),
     ("store", ("baton.store",)),
     ("activities", ("baton.activities",)),
     ("worker", ("baton.worker",)),

@@ -138,8 +138,8 @@ async def replay_batch(
 
     All conversations of a batch start together; the test server's clock is
     moved to each distinct message offset in turn, and the messages due then
-    are sent concurrently (in order within a conversation). Every conversation
-    thus sees its own gaps exactly, while the batch shares the round trips.
+    are sent one by one in conversation order, so the output does not depend on
+    timing. Every conversation thus sees its own gaps exactly.
     """
     client = env.client
     replay_now = await env.get_current_time()
@@ -153,15 +153,10 @@ async def replay_batch(
         if offset > elapsed:
             await env.sleep(offset - elapsed)
             elapsed = offset
-        by_conversation: dict[int, list[int]] = {}
-        for c, m in due[offset]:
-            by_conversation.setdefault(c, []).append(m)
-
-        async def send_in_order(c: int, indexes: list[int]) -> None:
-            for m in indexes:
-                await replays[c].send(client, task_queue, m)
-
-        await asyncio.gather(*(send_in_order(c, ms) for c, ms in by_conversation.items()))
+        # One at a time, in a fixed order: conversations share team queues, so sending concurrently would
+        # make queue positions (and the waits customers are told) depend on which update landed first.
+        for c, m in sorted(due[offset]):
+            await replays[c].send(client, task_queue, m)
     await asyncio.gather(*(rep.wait_for_note(client) for rep in replays))
     await asyncio.gather(*(close(client, rep.start.conversation_id, reason="replay finished") for rep in replays))
     return [rep.record() for rep in replays]
