@@ -17,10 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from baton.contract.activities import Records
-from baton.logging import get_logger
-from baton.store import records
-from baton.store.database import session_factory
-from baton.store.records import (
+from baton.contract.records import (
     ConversationEndRecord,
     ConversationStartRecord,
     EscalationRecord,
@@ -28,6 +25,9 @@ from baton.store.records import (
     PickupRecord,
     ResolutionRecord,
 )
+from baton.logging import get_logger
+from baton.store import records
+from baton.store.database import session_factory
 
 log = get_logger(__name__)
 

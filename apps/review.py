@@ -115,8 +115,9 @@ async def label(
     engine: AsyncEngine | None = None,
 ) -> bool | None:
     """Record a reviewer's verdict; returns the agent's disposition. Raises UnknownEscalationError."""
+    from baton.contract.records import ReviewLabelRecord
     from baton.store.models import Escalation
-    from baton.store.records import ReviewLabelRecord, record_review_label
+    from baton.store.records import record_review_label
 
     async with store_session(url, engine, begin=True) as session:
         escalation = await session.get(Escalation, escalation_id)

@@ -36,6 +36,15 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from baton.activities.records import RecordActivities
+    from baton.contract.records import (
+        ConversationEndRecord,
+        ConversationStartRecord,
+        EscalationRecord,
+        PickupRecord,
+        ResolutionRecord,
+        ReviewLabelRecord,
+        conversation_outcome,
+    )
     from baton.store import records
     from baton.store.database import (
         create_engine,
@@ -46,15 +55,6 @@ with workflow.unsafe.imports_passed_through():
         session_factory,
     )
     from baton.store.models import Base, Conversation, Escalation, ReviewLabel
-    from baton.store.records import (
-        ConversationEndRecord,
-        ConversationStartRecord,
-        EscalationRecord,
-        PickupRecord,
-        ResolutionRecord,
-        ReviewLabelRecord,
-        conversation_outcome,
-    )
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
 TABLES = {"conversations", "escalations", "incidents", "review_labels", "alembic_version"}
