@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(default=20.0, gt=0)
+    llm_judge_timeout_seconds: float = Field(default=8.0, gt=0, description="Per call to the LLM judge")
 
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC key for outgoing webhooks")
     delivery_webhook_url: str | None = Field(default=None, description="Chat backend endpoint for customer messages")

@@ -16,6 +16,8 @@ from baton.contract.messages import (
     DeliveryResult,
     HandoffNote,
     HelpdeskTicket,
+    JudgeRequest,
+    JudgeResult,
     NoteRequest,
     OperationsEvent,
     OperationsStatus,
@@ -97,6 +99,14 @@ class Handoff:
         raise NotImplementedError
 
 
+class Judge:
+    @activity.defn
+    async def judge_message(self, request: JudgeRequest) -> JudgeResult:
+        """A second opinion from the LLM on uncertain classifier scores; never fails (the classifier's answer
+        stands)."""
+        raise NotImplementedError
+
+
 class Records:
     @activity.defn
     async def record_conversation_start(self, record: ConversationStartRecord) -> None:
@@ -123,4 +133,4 @@ class Records:
         raise NotImplementedError
 
 
-INTERFACES = (Setup, Routing, Operations, Delivery, Handoff, Records)
+INTERFACES = (Setup, Routing, Operations, Delivery, Handoff, Judge, Records)

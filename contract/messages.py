@@ -498,3 +498,26 @@ class OperationsState(_Model):
 CustomerContext.model_rebuild()
 ConversationState.model_rebuild()
 ConversationInput.model_rebuild()
+
+
+# --- The LLM judge for uncertain classifier scores ------------------------------
+
+
+class JudgeRequest(_Model):
+    """Ask the LLM judge about one customer message the classifier was unsure of."""
+
+    conversation_id: str
+    message_id: str
+    text: str
+    scores: MessageScores = Field(description="The classifier's answer: it stands unless the judge decides")
+    max_tokens: int = Field(default=200, gt=0, description="Completion tokens for this call")
+    tokens_used: int = Field(default=0, ge=0, description="Tokens the conversation has spent on the judge so far")
+    token_budget: int = Field(default=4000, ge=0, description="The conversation's judge budget, in tokens")
+
+
+class JudgeResult(_Model):
+    scores: MessageScores = Field(description="The judge's scores (source 'llm'), or the classifier's unchanged")
+    tokens: int = Field(default=0, ge=0, description="Tokens the call spent (prompt and completion), from usage")
+    judged: bool = False
+    reason: str | None = Field(default=None, description="The judge's one-line reason, when it decided")
+    failure: str | None = Field(default=None, description="Why the classifier's scores stand, when not judged")

@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from baton.activities.crm import CrmAdapter, build_crm
 from baton.activities.delivery import DeliveryActivities
 from baton.activities.handoff import HandoffActivities
+from baton.activities.judge import JudgeActivities
 from baton.activities.operations import OperationsActivities
 from baton.activities.policy import PolicyStore
 from baton.activities.records import RecordActivities
@@ -43,6 +44,7 @@ def build_activities(
     routing = RoutingActivities(client, task_queue)
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
+    judge = JudgeActivities(settings)
     records = RecordActivities(_store_engine(settings.database_url))
     return [
         *records.all,
@@ -58,6 +60,7 @@ def build_activities(
         delivery.post_helpdesk_ticket,
         delivery.page_on_call,
         handoff.write_handoff_note,
+        judge.judge_message,
     ]
 
 
