@@ -18,6 +18,7 @@ from baton.contract.messages import (
     HelpdeskTicket,
     JudgeRequest,
     JudgeResult,
+    MessageScores,
     NoteRequest,
     OperationsEvent,
     OperationsStatus,
@@ -28,6 +29,7 @@ from baton.contract.messages import (
     QueueStatus,
     QueueStatusRequest,
     ResolvedEscalation,
+    ScoreRequest,
     SetupRequest,
 )
 from baton.contract.records import (
@@ -44,6 +46,13 @@ class Setup:
     @activity.defn
     async def prepare_conversation(self, request: SetupRequest) -> ConversationSetup:
         """Load the policy and the customer's CRM context (a local activity, once per conversation)."""
+        raise NotImplementedError
+
+
+class Scoring:
+    @activity.defn
+    async def score_message(self, request: ScoreRequest) -> MessageScores:
+        """The classifier's scores for one customer message (a local activity: recorded in history)."""
         raise NotImplementedError
 
 
@@ -133,4 +142,4 @@ class Records:
         raise NotImplementedError
 
 
-INTERFACES = (Setup, Routing, Operations, Delivery, Handoff, Judge, Records)
+INTERFACES = (Setup, Scoring, Routing, Operations, Delivery, Handoff, Judge, Records)

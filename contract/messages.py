@@ -116,6 +116,13 @@ class MessageScores(_Model):
     reason: str | None = Field(default=None, description="The LLM judge's one-line reason, when it decided")
 
 
+class ScoreRequest(_Model):
+    """One customer message for the classifier (a local activity, so its answer is recorded in history)."""
+
+    text: str
+    model_version: str | None = Field(default=None, description="The version the conversation is pinned to")
+
+
 class Signals(_Model):
     sentiment: float = Field(ge=-1, le=1)
     frustration: float = Field(ge=0, le=1)
@@ -123,6 +130,7 @@ class Signals(_Model):
     markers: list[str] = Field(default_factory=list, description="profanity, shouting, repeated_punctuation, ...")
     source: Literal["rules", "model", "llm"] = "rules"
     topic: Topic | None = None
+    topic_probability: float | None = None
     probabilities: dict[Intent, float] = Field(default_factory=dict, description="Per intent, from the classifier")
     model_version: str | None = Field(default=None, description="The classifier that scored the message")
 
@@ -199,6 +207,8 @@ class ConversationState(_Model):
     policy_name: str | None = None
     closed_reason: str | None = None
     runs: int = 1
+    model_version: str | None = Field(default=None, description="The classifier version pinned at the first score")
+    judge_tokens: int = Field(default=0, description="LLM judge tokens spent in this conversation")
 
 
 class ConversationInput(_Model):

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from baton.contract.messages import Intent, Signals
+from baton.contract.messages import Intent, MessageScores, Signals
 from baton.domain.text import content_terms, similarity
 
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]+|,|\bbut\b|\bjust\b|\bso\b")
@@ -355,4 +355,41 @@ def score(
         frustration=round(max(0.0, min(1.0, frustration)), 3),
         intents=intents,
         markers=markers,
+    )
+
+
+def compose(
+    scores: MessageScores,
+    text: str,
+    previous_customer_texts: list[str] | None = None,
+    previous_frustration: list[float] | None = None,
+) -> Signals:
+    """Conversation-level signals from the classifier's scores of one message: markers and sentiment from
+    the rules, repeating oneself from the earlier messages, frustration carried over from the last one."""
+    previous_customer_texts = previous_customer_texts or []
+    previous_frustration = previous_frustration or []
+    reading = read(text)
+    markers = list(reading.markers)
+    terms = content_terms(text)
+    repeating = len(terms) >= 2 and any(similarity(content_terms(t), terms) >= 0.5 for t in previous_customer_texts)
+    if repeating:
+        markers.append("repeated_message")
+    frustration = scores.frustration
+    frustration += 0.1 * min(2, reading.persistence_words)
+    frustration += 0.2 if repeating else 0.0
+    if previous_frustration:
+        # Frustration builds over a conversation; it does not reset per message.
+        frustration += 0.3 * previous_frustration[-1]
+    if Intent.RESOLVED in scores.intents:
+        frustration = min(frustration, 0.1)
+    return Signals(
+        sentiment=round(reading.sentiment, 3),
+        frustration=round(max(0.0, min(1.0, frustration)), 3),
+        intents=list(scores.intents),
+        markers=markers,
+        source=scores.source,
+        topic=scores.topic,
+        topic_probability=scores.topic_probabilities.get(scores.topic),
+        probabilities=dict(scores.probabilities),
+        model_version=scores.model_version,
     )

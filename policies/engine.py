@@ -34,6 +34,7 @@ from baton.policies.schema import (
     Policy,
     RepeatedQuestionCondition,
     Segment,
+    TopicCondition,
     Trigger,
     UnresolvedTurnsCondition,
 )
@@ -117,7 +118,7 @@ def assess(policy: Policy, state: ConversationState, context: CustomerContext | 
         if stand.segment.high_priority_only and not trigger.high_priority:
             continue
         threshold = effective_threshold(trigger, stand.factor)
-        detail = _check(trigger, threshold, state.transcript, facts)
+        detail = _check(trigger, threshold, state.transcript, facts, now.date())
         if detail is not None:
             hits.append((trigger, TriggerHit(id=trigger.id, category=trigger.category, detail=detail)))
     urgency: Urgency | None = None
@@ -161,8 +162,27 @@ def _customer(transcript: list[TranscriptEntry]) -> list[TranscriptEntry]:
     return [m for m in transcript if m.role == "customer"]
 
 
+def _topic(cond: TopicCondition, signals: Signals | None, facts: CustomerFacts, today: date) -> str | None:
+    if signals is None or signals.topic is None or signals.topic not in cond.topics:
+        return None
+    probability = signals.topic_probability
+    if cond.min_probability is not None and (probability is None or probability < cond.min_probability):
+        return None
+    why = [f"topic {signals.topic.value}"]
+    if cond.renewal_within_days is not None:
+        if facts.renewal_date is None or not 0 <= (facts.renewal_date - today).days <= cond.renewal_within_days:
+            return None
+        why.append(f"renewal in {(facts.renewal_date - today).days} days")
+    if cond.account_younger_than_days is not None:
+        created = facts.account_created_at
+        if created is None or not 0 <= (today - created).days < cond.account_younger_than_days:
+            return None
+        why.append(f"account {(today - created).days} days old")
+    return ", ".join(why)
+
+
 def _check(
-    trigger: Trigger, threshold: float | None, transcript: list[TranscriptEntry], facts: CustomerFacts
+    trigger: Trigger, threshold: float | None, transcript: list[TranscriptEntry], facts: CustomerFacts, today: date
 ) -> str | None:
     """Return why the trigger fires on the latest customer message, or None."""
     cond = trigger.when
@@ -173,7 +193,16 @@ def _check(
     frustration = signals.frustration if signals else 0.0
 
     if isinstance(cond, IntentCondition):
-        return f"intent {cond.intent.value}" if cond.intent in intents else None
+        if cond.intent not in intents:
+            return None
+        probability = signals.probabilities.get(cond.intent) if signals else None
+        if cond.min_probability is not None and probability is not None:
+            if probability < cond.min_probability:
+                return None
+            return f"intent {cond.intent.value} (p={probability:.2f})"
+        return f"intent {cond.intent.value}"
+    if isinstance(cond, TopicCondition):
+        return _topic(cond, signals, facts, today)
     if isinstance(cond, MarkerCondition):
         return f"marker {cond.marker}" if signals and cond.marker in signals.markers else None
     if isinstance(cond, RepeatedQuestionCondition):

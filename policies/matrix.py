@@ -13,7 +13,17 @@ def describe_condition(trigger: Trigger) -> str:
     c = trigger.when
     match c.kind:
         case "intent":
-            return f"intent: {c.intent.value}"
+            at_least = f" (p >= {c.min_probability:g})" if c.min_probability is not None else ""
+            return f"intent: {c.intent.value}{at_least}"
+        case "topic":
+            parts = [f"topic: {' or '.join(t.value for t in c.topics)}"]
+            if c.min_probability is not None:
+                parts.append(f"p >= {c.min_probability:g}")
+            if c.renewal_within_days is not None:
+                parts.append(f"renewal within {c.renewal_within_days} days")
+            if c.account_younger_than_days is not None:
+                parts.append(f"account younger than {c.account_younger_than_days} days")
+            return ", ".join(parts)
         case "marker":
             return f"marker: {c.marker}"
         case "repeated_question":

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from baton.contract.messages import Intent, TriggerCategory, Urgency
+from baton.contract.messages import Intent, Topic, TriggerCategory, Urgency
 
 
 class _Strict(BaseModel):
@@ -24,8 +24,25 @@ class _Strict(BaseModel):
 
 
 class IntentCondition(_Strict):
+    """The latest customer message has the intent. With `min_probability`, the classifier's probability
+    for it must reach that value (a message scored by the rules, which have no probabilities, counts
+    when the rules found the intent)."""
+
     kind: Literal["intent"]
     intent: Intent
+    min_probability: float | None = Field(default=None, gt=0, le=1)
+
+
+class TopicCondition(_Strict):
+    """The latest customer message is about one of `topics` (by the classifier), optionally only near the
+    account's renewal or while the account is new: a billing question weeks before renewal is worth a
+    person, the same question from a new self-serve user is not."""
+
+    kind: Literal["topic"]
+    topics: list[Topic] = Field(min_length=1)
+    min_probability: float | None = Field(default=None, gt=0, le=1)
+    renewal_within_days: int | None = Field(default=None, ge=0, description="Renewal date at most this far ahead")
+    account_younger_than_days: int | None = Field(default=None, ge=1)
 
 
 class MarkerCondition(_Strict):
@@ -86,6 +103,7 @@ class AtRiskCondition(_Strict):
 
 Condition = Annotated[
     IntentCondition
+    | TopicCondition
     | MarkerCondition
     | RepeatedQuestionCondition
     | BotRepeatingCondition

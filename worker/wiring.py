@@ -19,6 +19,7 @@ from baton.activities.operations import OperationsActivities
 from baton.activities.policy import PolicyStore
 from baton.activities.records import RecordActivities
 from baton.activities.routing import RoutingActivities
+from baton.activities.scoring import ScoringActivities
 from baton.activities.setup import SetupActivities
 from baton.settings import Settings
 from baton.store.database import create_engine
@@ -45,6 +46,7 @@ def build_activities(
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
     judge = JudgeActivities(settings)
+    scoring = ScoringActivities()
     records = RecordActivities(_store_engine(settings.database_url))
     return [
         *records.all,
@@ -61,6 +63,7 @@ def build_activities(
         delivery.page_on_call,
         handoff.write_handoff_note,
         judge.judge_message,
+        scoring.score_message,
     ]
 
 
