@@ -5,7 +5,7 @@ VENV ?= .venv
 # Written after a successful install; pip runs again only when pyproject.toml changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint bench clean
+.PHONY: install dev test lint bench model clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m tests.import_contracts
+
+# Rebuild the shipped classifier from the committed training files (models/), deterministically.
+model: install
+	$(VENV)/bin/baton model train
+	$(VENV)/bin/baton model eval
 
 bench: install
 	$(VENV)/bin/python -m bench.run

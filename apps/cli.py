@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("gateway", help="run the HTTP gateway for chat backends").set_defaults(func=_gateway)
     sub.add_parser("dev", help="run the embedded stack: Temporal dev server, worker, gateway").set_defaults(func=_dev)
     _add_reporting_commands(sub)
+    from baton.apps.model.command import add_parser as add_model_parser  # argparse only; training loads later
+
+    add_model_parser(sub)
     return parser
 
 
@@ -351,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     # Logs go to stderr; stdout carries command output (replay records, tables).
-    quiet = args.command in ("replay", "export", "policy", "report", "review", "db")
+    quiet = args.command in ("replay", "export", "policy", "report", "review", "db", "model")
     configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
     if args.command in TEMPORAL_COMMANDS:
         configure_temporal_runtime()
