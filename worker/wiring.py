@@ -21,6 +21,7 @@ from baton.activities.records import RecordActivities
 from baton.activities.routing import RoutingActivities
 from baton.activities.scoring import ScoringActivities
 from baton.activities.setup import SetupActivities
+from baton.classifier import Classifier
 from baton.settings import Settings
 from baton.store.database import create_engine
 from baton.workflows.conversation import ConversationWorkflow
@@ -38,7 +39,11 @@ def _store_engine(url: str) -> AsyncEngine:
 
 
 def build_activities(
-    client: Client, settings: Settings, task_queue: str, crm: CrmAdapter | None = None
+    client: Client,
+    settings: Settings,
+    task_queue: str,
+    crm: CrmAdapter | None = None,
+    classifier: Classifier | None = None,
 ) -> list[Callable[..., Any]]:
     operations = OperationsActivities(client, task_queue)
     setup = SetupActivities(crm or build_crm(settings), PolicyStore(settings.policy), operations.customer_status)
@@ -46,7 +51,7 @@ def build_activities(
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
     judge = JudgeActivities(settings)
-    scoring = ScoringActivities()
+    scoring = ScoringActivities(classifier)
     records = RecordActivities(_store_engine(settings.database_url))
     return [
         *records.all,
@@ -68,13 +73,18 @@ def build_activities(
 
 
 def build_worker(
-    client: Client, settings: Settings, *, crm: CrmAdapter | None = None, task_queue: str | None = None
+    client: Client,
+    settings: Settings,
+    *,
+    crm: CrmAdapter | None = None,
+    task_queue: str | None = None,
+    classifier: Classifier | None = None,
 ) -> Worker:
     queue = task_queue or settings.task_queue
     return Worker(
         client,
         task_queue=queue,
         workflows=WORKFLOWS,
-        activities=build_activities(client, settings, queue, crm),
+        activities=build_activities(client, settings, queue, crm, classifier),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
     )
