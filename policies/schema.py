@@ -316,6 +316,28 @@ class Cooling(_Strict):
     page_lead_after: int = Field(default=2, ge=2, description="Escalations within one window that page a team lead")
 
 
+class Judge(_Strict):
+    """The optional LLM judge: a message the classifier is unsure of (an intent's probability inside the
+    band) goes to the configured OpenAI-compatible endpoint; its answer is recorded and used. Off unless
+    enabled here and BATON_LLM_BASE_URL is set; any failure leaves the classifier's answer standing."""
+
+    enabled: bool = False
+    uncertain_low: float = Field(default=0.3, gt=0, lt=1, description="Probabilities from here ...")
+    uncertain_high: float = Field(default=0.7, gt=0, lt=1, description="... to here count as unsure")
+    max_tokens: int = Field(default=200, ge=50, le=2000, description="Completion tokens per call")
+    token_budget: int = Field(default=4000, ge=0, description="Tokens a conversation may spend on the judge")
+    timeout: timedelta = Field(default=timedelta(seconds=8), description="Longest wait for one answer")
+
+    @model_validator(mode="after")
+    def _band(self) -> Judge:
+        if self.uncertain_low >= self.uncertain_high:
+            raise ValueError("uncertain_low, uncertain_high: the band must be low < high")
+        return self
+
+    def unsure(self, probabilities: dict[Intent, float]) -> bool:
+        return any(self.uncertain_low <= p <= self.uncertain_high for p in probabilities.values())
+
+
 class Policy(_Strict):
     version: Literal[1]
     name: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$")
@@ -330,6 +352,7 @@ class Policy(_Strict):
     hours: BusinessHours | None = Field(default=None, description="None: humans are always on shift")
     surge: Surge = Field(default_factory=Surge)
     cooling: Cooling = Field(default_factory=Cooling)
+    judge: Judge = Field(default_factory=Judge)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:

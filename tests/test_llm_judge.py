@@ -11,13 +11,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from baton.activities.judge import SCHEMA_NAME, SYSTEM_PROMPT, JudgeActivities, judgement_schema, response_format
 from baton.contract.activities import INTERFACES, Judge
@@ -357,3 +358,46 @@ def test_the_judge_is_a_declared_activity_with_defaults_for_old_histories() -> N
     assert minimal.tokens_used == 0 and minimal.max_tokens > 0 and minimal.token_budget >= minimal.max_tokens
     result = JudgeResult.model_validate({"scores": scores})
     assert (result.judged, result.tokens, result.reason, result.failure) == (False, 0, None, None)
+
+
+# --- Through the workflow -----------------------------------------------------------------------
+
+
+def judging_policy(tmp_path: Path) -> Path:
+    """The test policy (always open) with the judge on and every probability counted as unsure."""
+    import os
+
+    import yaml
+
+    policy = yaml.safe_load(Path(os.environ["BATON_POLICY"]).read_text())
+    policy["judge"] = {"enabled": True, "uncertain_low": 0.0001, "uncertain_high": 0.9999, "max_tokens": 150}
+    path = tmp_path / "judging.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
+async def test_an_unsure_message_is_decided_by_the_judge_and_recorded(
+    llm: JudgeLlm, env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+) -> None:
+    from baton.apps.client import get_state, handle, send_message
+    from baton.contract.messages import ConversationStart, MessageIn
+    from baton.worker.wiring import build_worker
+
+    settings = judge_settings(llm, timeout=5).model_copy(
+        update={"task_queue": task_queue, "policy": str(judging_policy(tmp_path))}
+    )
+    start = ConversationStart(conversation_id=f"judge-{task_queue}", customer_id="c-1", channel="chat")
+    async with build_worker(env.client, settings):
+        decision = await send_message(
+            env.client, task_queue, start, MessageIn(message_id="m1", role="customer", text="hmm, the export again")
+        )
+        state = await get_state(env.client, start.conversation_id)
+    judge_calls = [r for r in llm.requests if r.get("response_format") == response_format()]
+    assert len(judge_calls) == 1  # (the escalation's handoff note also asks this server, and is refused)
+    assert decision.signals is not None and decision.signals.source == "llm"
+    assert set(decision.signals.intents) == set(GOOD_JUDGEMENT["intents"])
+    # The judge found a billing dispute in a message the classifier did not: the policy escalates on it.
+    assert decision.action == "escalate" and "billing_dispute" in [t.id for t in decision.triggers]
+    assert state.judge_tokens > 0
+    history = await handle(env.client, start.conversation_id).fetch_history()
+    assert any(e.activity_task_scheduled_event_attributes.activity_type.name == "judge_message" for e in history.events)

@@ -15,11 +15,11 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from baton.contract import ids
-    from baton.contract.activities import Operations, Records, Scoring, Setup
+    from baton.contract.activities import Operations, Records, Setup
     from baton.contract.errors import ErrorType
     from baton.contract.messages import (
         CloseRequest,
@@ -34,15 +34,11 @@ with workflow.unsafe.imports_passed_through():
         PickupRequest,
         PickupResult,
         ResolveRequest,
-        ScoreRequest,
         SetupRequest,
-        Signals,
-        TranscriptEntry,
         TriggerHit,
         Urgency,
         message_problems,
     )
-    from baton.domain.scoring import compose, score
     from baton.policies.engine import Assessment, assess
     from baton.policies.schema import Policy
     from baton.policies.surge import incident_text, is_incident_question
@@ -50,11 +46,10 @@ with workflow.unsafe.imports_passed_through():
     from baton.workflows.conversation.effects import Effects
     from baton.workflows.conversation.handoff import HandoffRun
     from baton.workflows.conversation.ladder import Step
+    from baton.workflows.conversation.understanding import understand
     from baton.workflows.conversation.visibility import Visibility
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
-# Histories recorded before this marker scored messages inline with the rules; they replay that way.
-CLASSIFIER_PATCH = "classifier-scores-recorded"
 LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 
@@ -221,7 +216,7 @@ class ConversationWorkflow:
             self._archive_escalation()  # the customer wrote again: the bot takes it from here
             state.phase = Phase.BOT
         earlier = [m for m in state.transcript if m.role == "customer"][-SCORING_WINDOW:]
-        signals = await self._score(message.text, earlier)
+        signals = await understand(state, self._ready.policy, message, earlier)
         entry = self._effects.append(message.message_id, "customer", message.text)
         entry.signals = signals
         state.customer_messages += 1
@@ -241,29 +236,6 @@ class ConversationWorkflow:
             phase=state.phase,
             surge=outcome.surge,
         )
-
-    async def _score(self, text: str, earlier: list[TranscriptEntry]) -> Signals:
-        """The classifier's scores (recorded in history as a local activity's result), composed with the
-        conversation so far. Conversations recorded before the classifier keep the rules they ran with."""
-        texts = [m.text for m in earlier]
-        trail = [m.signals.frustration for m in earlier if m.signals]
-        if not workflow.patched(CLASSIFIER_PATCH):
-            return score(text, texts, trail)
-        try:
-            scores = await workflow.execute_local_activity_method(
-                Scoring.score_message,
-                ScoreRequest(text=text, model_version=self._state.model_version),
-                start_to_close_timeout=LOCAL_TIMEOUT,
-                retry_policy=LOCAL_RETRY,
-                summary="Score the message",
-            )
-        except ActivityError as err:
-            # A decision never waits on a broken model: the rules still know the clear cases.
-            workflow.logger.warning("classifier unavailable; scored by the rules", extra={"error": str(err.cause)})
-            return score(text, texts, trail)
-        if self._state.model_version is None:
-            self._state.model_version = scores.model_version
-        return compose(scores, text, texts, trail)
 
     async def _with_the_bot(self, message: MessageIn, assessment: Assessment) -> Outcome:
         policy, handoff = self._ready.policy, self._ready.handoff

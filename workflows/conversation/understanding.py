@@ -1,0 +1,91 @@
+"""Understanding a customer message: the classifier's scores, recorded in history as a local activity's
+result (a model upgrade never changes a score already given), the optional LLM judge for uncertain
+messages, and the composition with the conversation so far."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+from baton.contract.activities import Judge, Scoring
+from baton.contract.messages import (
+    ConversationState,
+    JudgeRequest,
+    MessageIn,
+    MessageScores,
+    ScoreRequest,
+    Signals,
+    TranscriptEntry,
+)
+from baton.domain.scoring import compose, score
+from baton.policies.schema import Policy
+
+# Histories recorded before this marker scored messages inline with the rules; they replay that way.
+CLASSIFIER_PATCH = "classifier-scores-recorded"
+LOCAL_TIMEOUT = timedelta(seconds=10)
+LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
+
+
+async def understand(
+    state: ConversationState, policy: Policy, message: MessageIn, earlier: list[TranscriptEntry]
+) -> Signals:
+    """The classifier's scores (recorded in history as a local activity's result), composed with the
+    conversation so far. Conversations recorded before the classifier keep the rules they ran with."""
+    text = message.text
+    texts = [m.text for m in earlier]
+    trail = [m.signals.frustration for m in earlier if m.signals]
+    if not workflow.patched(CLASSIFIER_PATCH):
+        return score(text, texts, trail)
+    try:
+        scores = await workflow.execute_local_activity_method(
+            Scoring.score_message,
+            ScoreRequest(text=text, model_version=state.model_version),
+            start_to_close_timeout=LOCAL_TIMEOUT,
+            retry_policy=LOCAL_RETRY,
+            summary="Score the message",
+        )
+    except ActivityError as err:
+        # A decision never waits on a broken model: the rules still know the clear cases.
+        workflow.logger.warning("classifier unavailable; scored by the rules", extra={"error": str(err.cause)})
+        return score(text, texts, trail)
+    if state.model_version is None:
+        state.model_version = scores.model_version
+    judge = policy.judge
+    if judge.enabled and judge.unsure(scores.probabilities):
+        scores = await _ask_judge(state, policy, message, scores)
+    return compose(scores, text, texts, trail)
+
+
+async def _ask_judge(
+    state: ConversationState, policy: Policy, message: MessageIn, scores: MessageScores
+) -> MessageScores:
+    """The LLM judge's reading of an uncertain message; its activity never fails, so the classifier's
+    answer stands on any problem (no endpoint, over budget, timeout, a malformed answer)."""
+    judge = policy.judge
+    if state.judge_tokens + judge.max_tokens > judge.token_budget:
+        return scores
+    request = JudgeRequest(
+        conversation_id=state.start.conversation_id,
+        message_id=message.message_id,
+        text=message.text,
+        scores=scores,
+        max_tokens=judge.max_tokens,
+        tokens_used=state.judge_tokens,
+        token_budget=judge.token_budget,
+    )
+    try:
+        result = await workflow.execute_activity_method(
+            Judge.judge_message,
+            request,
+            start_to_close_timeout=judge.timeout,
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            summary="Ask the LLM judge about an uncertain message",
+        )
+    except ActivityError as err:
+        workflow.logger.warning("LLM judge failed; the classifier's answer stands", extra={"error": str(err.cause)})
+        return scores
+    state.judge_tokens += result.tokens
+    return result.scores
