@@ -185,4 +185,18 @@ def _surge_and_cooling_section(policy: Policy) -> list[str]:
         "Cooling (after an escalation is resolved):",
         f"- for {_hours(cooling.period)}: thresholds x{cooling.threshold_factor:g}",
         f"- {cooling.page_lead_after} escalations within {_hours(cooling.period)} page a team lead",
+        "",
+        *_judge_section(policy),
+    ]
+
+
+def _judge_section(policy: Policy) -> list[str]:
+    judge = policy.judge
+    if not judge.enabled:
+        return ["LLM judge: off (the classifier decides alone)"]
+    return [
+        "LLM judge (when BATON_LLM_BASE_URL is set):",
+        f"- asked when an intent's probability is within {judge.uncertain_low:g}-{judge.uncertain_high:g}",
+        f"- {judge.max_tokens} tokens a call, {judge.token_budget} a conversation; "
+        f"answer within {judge.timeout.total_seconds():g} s or the classifier's answer stands",
     ]
