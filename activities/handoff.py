@@ -21,10 +21,11 @@ import time
 from typing import Any
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.activities.llm import StrictModel, bounded_timeout, data_block, failure_reason, openai_client, strict_schema
 from baton.contract.activities import Handoff
 from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
 from baton.domain.handoff_note import account_line, clip, fallback_note, trigger_lines
@@ -35,9 +36,6 @@ log = get_logger(__name__)
 
 FALLBACK_ATTEMPT = 3
 """The attempt that returns the rule-based note instead of failing."""
-TIMEOUT_SHARE = 0.8
-"""At most this share of the activity's start-to-close timeout goes to the model call,
-so the last attempt still has time to return the fallback."""
 MAX_PROMPT_MESSAGES = 40
 HEAD_MESSAGES = 4
 MAX_PROMPT_MESSAGE_CHARS = 1500
@@ -77,11 +75,7 @@ customer did not say.
 # --- The model-facing schema ---------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BugTicketOut(_Strict):
+class BugTicketOut(StrictModel):
     title: str = Field(description="One line naming the defect")
     steps: list[str] = Field(description="Steps to reproduce, from what the customer said")
     expected: str = Field(description="What should have happened")
@@ -89,7 +83,7 @@ class BugTicketOut(_Strict):
     environment: str = Field(description="Browser, OS, device, app version; 'not stated' when unknown")
 
 
-class NoteOut(_Strict):
+class NoteOut(StrictModel):
     """The note as the model writes it: HandoffNote without source and fallback_reason."""
 
     summary: str = Field(description="Two or three sentences: what happened and where it stands")
@@ -104,25 +98,7 @@ class NoteOut(_Strict):
     bug_ticket: BugTicketOut | None = Field(description="A bug ticket draft when technical, else null")
 
 
-def _strict_schema(node: Any, defs: dict[str, Any]) -> Any:
-    """Inline $refs, drop titles and defaults, close every object and require all of its properties."""
-    if isinstance(node, list):
-        return [_strict_schema(item, defs) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target = _strict_schema(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        extra = {k: v for k, v in node.items() if k not in ("$ref", "title", "default")}
-        return {**target, **_strict_schema(extra, defs)}
-    out = {k: _strict_schema(v, defs) for k, v in node.items() if k not in ("$defs", "title", "default")}
-    if out.get("type") == "object" and "properties" in node:
-        out["properties"] = {name: _strict_schema(prop, defs) for name, prop in node["properties"].items()}
-        out["required"] = list(out["properties"])
-        out["additionalProperties"] = False
-    return out
-
-
-_NOTE_SCHEMA = _strict_schema(NoteOut.model_json_schema(), NoteOut.model_json_schema().get("$defs", {}))
+_NOTE_SCHEMA = strict_schema(NoteOut.model_json_schema(), NoteOut.model_json_schema().get("$defs", {}))
 
 
 def note_schema() -> dict[str, Any]:
@@ -135,13 +111,6 @@ def response_format() -> dict[str, Any]:
 
 
 # --- The prompt ------------------------------------------------------------------
-
-
-def _data_block(tag: str, value: Any) -> str:
-    """JSON in a tagged block; <, > and & are escaped so that no string inside can close the block."""
-    encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    encoded = encoded.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    return f"<{tag}>\n{encoded}\n</{tag}>"
 
 
 def _entry(entry: TranscriptEntry) -> dict[str, Any]:
@@ -182,8 +151,8 @@ def build_messages(request: NoteRequest) -> list[dict[str, str]]:
     user = "\n".join(
         [
             "Write the handoff note for this conversation.",
-            _data_block("context", context),
-            _data_block("transcript", _transcript(request.transcript)),
+            data_block("context", context),
+            data_block("transcript", _transcript(request.transcript)),
         ]
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
@@ -225,37 +194,16 @@ def _parse(completion: Any) -> HandoffNote:
 
 def _failure_reason(exc: BaseException) -> str:
     """A short reason naming the failure, never echoing the response body."""
-    if isinstance(exc, NoteFailure):
-        return str(exc)
-    if isinstance(exc, openai.APITimeoutError):
-        return "timeout"
-    if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}"
-    if isinstance(exc, openai.APIConnectionError):
-        return "connection error"
-    return type(exc).__name__
+    return str(exc) if isinstance(exc, NoteFailure) else failure_reason(exc)
 
 
 class HandoffActivities(Handoff):
     def __init__(self, settings: Settings, client: openai.AsyncOpenAI | None = None) -> None:
         self._settings = settings
-        self._client = client
-        if client is None and settings.llm_base_url:
-            key = settings.llm_api_key.get_secret_value() if settings.llm_api_key is not None else ""
-            self._client = openai.AsyncOpenAI(
-                base_url=settings.llm_base_url,
-                api_key=key or "unused",
-                max_retries=0,
-                timeout=settings.llm_timeout_seconds,
-            )
+        self._client = client or openai_client(settings, settings.llm_timeout_seconds)
 
     def _timeout(self) -> float:
-        timeout = self._settings.llm_timeout_seconds
-        if activity.in_activity():
-            start_to_close = activity.info().start_to_close_timeout
-            if start_to_close:
-                timeout = min(timeout, start_to_close.total_seconds() * TIMEOUT_SHARE)
-        return timeout
+        return bounded_timeout(self._settings.llm_timeout_seconds)
 
     @staticmethod
     def _attempts() -> tuple[int, int]:

@@ -23,7 +23,7 @@ import openai
 from pydantic import Field, ValidationError
 from temporalio import activity
 
-from baton.activities.handoff import TIMEOUT_SHARE, _data_block, _failure_reason, _Strict, _strict_schema
+from baton.activities.llm import StrictModel, bounded_timeout, data_block, failure_reason, openai_client, strict_schema
 from baton.contract.activities import Judge
 from baton.contract.messages import Intent, JudgeRequest, JudgeResult, MessageScores, Topic
 from baton.domain.handoff_note import clip
@@ -76,7 +76,7 @@ Rules:
 # --- The model-facing schema ---------------------------------------------------
 
 
-class JudgementOut(_Strict):
+class JudgementOut(StrictModel):
     """The judge's answer as the model writes it."""
 
     intents: list[Intent] = Field(description="Every intent the message expresses; empty when none")
@@ -85,7 +85,7 @@ class JudgementOut(_Strict):
     reason: str = Field(description="One line: why these labels")
 
 
-_JUDGEMENT_SCHEMA = _strict_schema(JudgementOut.model_json_schema(), JudgementOut.model_json_schema().get("$defs", {}))
+_JUDGEMENT_SCHEMA = strict_schema(JudgementOut.model_json_schema(), JudgementOut.model_json_schema().get("$defs", {}))
 
 
 def judgement_schema() -> dict[str, Any]:
@@ -114,8 +114,8 @@ def build_messages(request: JudgeRequest) -> list[dict[str, str]]:
     user = "\n".join(
         [
             "Label the customer message.",
-            _data_block("classifier", _classifier(request.scores)),
-            _data_block("message", clip(request.text, MAX_PROMPT_TEXT_CHARS)),
+            data_block("classifier", _classifier(request.scores)),
+            data_block("message", clip(request.text, MAX_PROMPT_TEXT_CHARS)),
         ]
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
@@ -179,23 +179,10 @@ def judged_scores(scores: MessageScores, judgement: JudgementOut) -> MessageScor
 class JudgeActivities(Judge):
     def __init__(self, settings: Settings, client: openai.AsyncOpenAI | None = None) -> None:
         self._settings = settings
-        self._client = client
-        if client is None and settings.llm_base_url:
-            key = settings.llm_api_key.get_secret_value() if settings.llm_api_key is not None else ""
-            self._client = openai.AsyncOpenAI(
-                base_url=settings.llm_base_url,
-                api_key=key or "unused",
-                max_retries=0,
-                timeout=settings.llm_judge_timeout_seconds,
-            )
+        self._client = client or openai_client(settings, settings.llm_judge_timeout_seconds)
 
     def _timeout(self) -> float:
-        timeout = self._settings.llm_judge_timeout_seconds
-        if activity.in_activity():
-            start_to_close = activity.info().start_to_close_timeout
-            if start_to_close:
-                timeout = min(timeout, start_to_close.total_seconds() * TIMEOUT_SHARE)
-        return timeout
+        return bounded_timeout(self._settings.llm_judge_timeout_seconds)
 
     @activity.defn(name="judge_message")
     async def judge_message(self, request: JudgeRequest) -> JudgeResult:
@@ -223,7 +210,7 @@ class JudgeActivities(Judge):
             tokens = _tokens(completion, request.max_tokens)
             judgement = _parse(completion)
         except Exception as exc:
-            failure = str(exc) if isinstance(exc, JudgeFailure) else _failure_reason(exc)
+            failure = str(exc) if isinstance(exc, JudgeFailure) else failure_reason(exc)
             latency_ms = round((time.monotonic() - started) * 1000)
             log.warning("llm_judge", **fields, outcome="failed", reason=failure, tokens=tokens, latency_ms=latency_ms)
             return JudgeResult(scores=request.scores, tokens=tokens, failure=failure)

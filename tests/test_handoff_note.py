@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.exceptions import ApplicationError
@@ -35,6 +34,7 @@ from baton.contract.messages import (
 from baton.domain.handoff_note import account_line, fallback_note, trigger_lines
 from baton.domain.scoring import score
 from baton.settings import Settings
+from tests.loopback import serving
 
 MODEL = "baton-note-test-model"
 API_KEY = "test-key-123"
@@ -206,23 +206,10 @@ class FakeLlm:
 @pytest.fixture(scope="module")
 async def fake_llm() -> AsyncIterator[FakeLlm]:
     fake = FakeLlm()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(fake.app(), log_config=None, lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not serving.done(), "the test LLM server did not start"
-        await asyncio.sleep(0.01)
-    fake.base_url = f"http://127.0.0.1:{port}/v1"
-    try:
+    # No slow reply outlives the server.
+    async with serving(fake.app(), on_stop=fake.release.set) as url:
+        fake.base_url = f"{url}/v1"
         yield fake
-    finally:
-        fake.release.set()  # no slow reply outlives the server
-        server.should_exit = True
-        await serving
-        sock.close()
 
 
 @pytest.fixture

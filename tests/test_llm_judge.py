@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -24,6 +23,7 @@ from baton.activities.judge import SCHEMA_NAME, SYSTEM_PROMPT, JudgeActivities, 
 from baton.contract.activities import INTERFACES, Judge
 from baton.contract.messages import Intent, JudgeRequest, JudgeResult, MessageScores, Topic
 from baton.settings import Settings
+from tests.loopback import serving
 from tests.test_handoff_note import API_KEY, MODEL, FakeLlm
 
 INJECTION = (
@@ -135,22 +135,10 @@ class JudgeLlm(FakeLlm):
 @pytest.fixture(scope="module")
 async def judge_llm() -> AsyncIterator[JudgeLlm]:
     fake = JudgeLlm()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(fake.app(), log_config=None, lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not serving.done(), "the test LLM server did not start"
-        await asyncio.sleep(0.01)
-    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    try:
+    # No slow reply outlives the server.
+    async with serving(fake.app(), on_stop=fake.release.set) as url:
+        fake.base_url = f"{url}/v1"
         yield fake
-    finally:
-        fake.release.set()  # no slow reply outlives the server
-        server.should_exit = True
-        await serving
-        sock.close()
 
 
 @pytest.fixture
