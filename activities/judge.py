@@ -25,7 +25,8 @@ from temporalio import activity
 
 from baton.activities.llm import StrictModel, bounded_timeout, data_block, failure_reason, openai_client, strict_schema
 from baton.contract.activities import Judge
-from baton.contract.messages import Intent, JudgeRequest, JudgeResult, MessageScores, Topic
+from baton.contract.messages import Intent, Topic
+from baton.contract.scoring import JudgeRequest, JudgeResult, MessageScores
 from baton.domain.handoff_note import clip
 from baton.logging import get_logger
 from baton.settings import Settings

@@ -7,7 +7,7 @@ from temporalio import activity
 
 from baton.classifier import Classifier, default_classifier
 from baton.contract.activities import Scoring
-from baton.contract.messages import MessageScores, ScoreRequest
+from baton.contract.scoring import MessageScores, ScoreRequest
 
 
 class ScoringActivities(Scoring):

@@ -18,7 +18,8 @@ import numpy as np
 
 from baton.classifier.embedding import StaticEmbedding
 from baton.classifier.features import BUCKETS, RULE_FEATURES, hashed_ngrams, rule_features
-from baton.contract.messages import Intent, MessageScores, Topic
+from baton.contract.messages import Intent, Topic
+from baton.contract.scoring import MessageScores
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MODEL_FILE = "model.npz"

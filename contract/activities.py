@@ -16,9 +16,6 @@ from baton.contract.messages import (
     DeliveryResult,
     HandoffNote,
     HelpdeskTicket,
-    JudgeRequest,
-    JudgeResult,
-    MessageScores,
     NoteRequest,
     OperationsEvent,
     OperationsStatus,
@@ -29,7 +26,6 @@ from baton.contract.messages import (
     QueueStatus,
     QueueStatusRequest,
     ResolvedEscalation,
-    ScoreRequest,
     SetupRequest,
 )
 from baton.contract.records import (
@@ -40,6 +36,7 @@ from baton.contract.records import (
     PickupRecord,
     ResolutionRecord,
 )
+from baton.contract.scoring import JudgeRequest, JudgeResult, MessageScores, ScoreRequest
 
 
 class Setup:

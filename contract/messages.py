@@ -53,13 +53,13 @@ class Topic(StrEnum):
     OTHER = "other"
 
 
-class _Model(BaseModel):
+class ContractModel(BaseModel):
     # Unknown fields from a newer client are ignored rather than rejected, so
     # old workers keep replaying histories written by newer ones.
     model_config = ConfigDict(extra="ignore")
 
 
-class CustomerFacts(_Model):
+class CustomerFacts(ContractModel):
     """What the chat backend (or the CRM) knows about the customer.
 
     Every field is optional: the workflow merges backend facts over CRM facts.
@@ -77,7 +77,7 @@ class CustomerFacts(_Model):
     timezone: str | None = Field(default=None, description="IANA zone: callback times are given in it")
 
 
-class ConversationStart(_Model):
+class ConversationStart(ContractModel):
     conversation_id: str = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9._:\-]+$")
     customer_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     channel: str = Field(default="chat", min_length=1, max_length=40)
@@ -92,7 +92,7 @@ class ConversationStart(_Model):
 ROLES: tuple[str, ...] = ("customer", "bot", "agent")
 
 
-class MessageIn(_Model):
+class MessageIn(ContractModel):
     message_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     # A plain string on the wire so that a bad role reaches the workflow's
     # validator and is rejected with a reason, not a decoding failure.
@@ -102,28 +102,7 @@ class MessageIn(_Model):
     agent_id: str | None = Field(default=None, max_length=MAX_ID_CHARS, description="Required for agent messages")
 
 
-class MessageScores(_Model):
-    """The classifier's reading of one customer message on its own, recorded in the conversation's history
-    (an activity result), so that a later model never changes the scores a conversation received."""
-
-    model_version: str
-    probabilities: dict[Intent, float] = Field(default_factory=dict, description="Calibrated, per intent")
-    intents: list[Intent] = Field(default_factory=list, description="Intents at or above the model's thresholds")
-    topic: Topic = Topic.OTHER
-    topic_probabilities: dict[Topic, float] = Field(default_factory=dict)
-    frustration: float = Field(default=0.0, ge=0, le=1, description="This message alone")
-    source: Literal["model", "llm"] = "model"
-    reason: str | None = Field(default=None, description="The LLM judge's one-line reason, when it decided")
-
-
-class ScoreRequest(_Model):
-    """One customer message for the classifier (a local activity, so its answer is recorded in history)."""
-
-    text: str
-    model_version: str | None = Field(default=None, description="The version the conversation is pinned to")
-
-
-class Signals(_Model):
+class Signals(ContractModel):
     sentiment: float = Field(ge=-1, le=1)
     frustration: float = Field(ge=0, le=1)
     intents: list[Intent] = Field(default_factory=list)
@@ -135,13 +114,13 @@ class Signals(_Model):
     model_version: str | None = Field(default=None, description="The classifier that scored the message")
 
 
-class TriggerHit(_Model):
+class TriggerHit(ContractModel):
     id: str
     category: TriggerCategory
     detail: str = ""
 
 
-class Decision(_Model):
+class Decision(ContractModel):
     message_id: str
     action: Action
     urgency: Urgency | None = None
@@ -153,7 +132,7 @@ class Decision(_Model):
     surge: bool = Field(default=False, description="Kept with the bot as a general incident question during a surge")
 
 
-class CustomerContext(_Model):
+class CustomerContext(ContractModel):
     """CRM facts merged with backend facts, plus where they came from."""
 
     customer_id: str
@@ -163,7 +142,7 @@ class CustomerContext(_Model):
     cooling: CoolingStatus | None = Field(default=None, description="Recent escalations of this customer")
 
 
-class TranscriptEntry(_Model):
+class TranscriptEntry(ContractModel):
     message_id: str
     role: TranscriptRole
     text: str
@@ -171,28 +150,28 @@ class TranscriptEntry(_Model):
     signals: Signals | None = None
 
 
-class ContextInput(_Model):
+class ContextInput(ContractModel):
     customer_id: str
     backend_facts: CustomerFacts = Field(default_factory=CustomerFacts)
 
 
-class SetupRequest(_Model):
+class SetupRequest(ContractModel):
     policy: str | None = None
     context: ContextInput
 
 
-class ConversationSetup(_Model):
+class ConversationSetup(ContractModel):
     """The policy (as data; validated by the workflow) and the customer's context."""
 
     policy: dict
     context: CustomerContext
 
 
-class CloseRequest(_Model):
+class CloseRequest(ContractModel):
     reason: str = "closed"
 
 
-class ConversationState(_Model):
+class ConversationState(ContractModel):
     """The whole live state; carried through continue-as-new unchanged."""
 
     start: ConversationStart
@@ -211,7 +190,7 @@ class ConversationState(_Model):
     judge_tokens: int = Field(default=0, description="LLM judge tokens spent in this conversation")
 
 
-class ConversationInput(_Model):
+class ConversationInput(ContractModel):
     """Workflow input. `carried_*` are set only by continue-as-new."""
 
     start: ConversationStart
@@ -219,7 +198,7 @@ class ConversationInput(_Model):
     carried_policy: dict | None = None
 
 
-class ConversationSummary(_Model):
+class ConversationSummary(ContractModel):
     """The workflow's result when a conversation closes."""
 
     conversation_id: str
@@ -248,7 +227,7 @@ def message_problems(message: MessageIn, max_chars: int = MAX_TEXT_CHARS) -> lis
 # --- The handoff -------------------------------------------------------------
 
 
-class BugTicketDraft(_Model):
+class BugTicketDraft(ContractModel):
     title: str
     steps: list[str] = Field(default_factory=list)
     expected: str = ""
@@ -256,7 +235,7 @@ class BugTicketDraft(_Model):
     environment: str = ""
 
 
-class HandoffNote(_Model):
+class HandoffNote(ContractModel):
     """What an agent reads in 30 seconds before replying."""
 
     summary: str
@@ -273,7 +252,7 @@ class HandoffNote(_Model):
     fallback_reason: str | None = None
 
 
-class NoteRequest(_Model):
+class NoteRequest(ContractModel):
     conversation_id: str
     channel: str
     transcript: list[TranscriptEntry]
@@ -289,7 +268,7 @@ OutboundKind = Literal[
 ]
 
 
-class OutboundMessage(_Model):
+class OutboundMessage(ContractModel):
     """A message to the customer, delivered through the chat backend's webhook."""
 
     conversation_id: str
@@ -300,13 +279,13 @@ class OutboundMessage(_Model):
     agent_id: str | None = None
 
 
-class DeliveryResult(_Model):
+class DeliveryResult(ContractModel):
     delivered: bool
     status: int | None = None
     detail: str = ""
 
 
-class HelpdeskTicket(_Model):
+class HelpdeskTicket(ContractModel):
     """The summary ticket for asynchronous channels (email, ticket)."""
 
     idempotency_key: str
@@ -321,7 +300,7 @@ class HelpdeskTicket(_Model):
     transcript: list[TranscriptEntry] = Field(default_factory=list)
 
 
-class PageRequest(_Model):
+class PageRequest(ContractModel):
     """Page on-call about a conversation; `dedup_key` ties a trigger to its later resolve."""
 
     dedup_key: str
@@ -335,7 +314,7 @@ class PageRequest(_Model):
 # --- Queues and agents ---------------------------------------------------------
 
 
-class QueueEntry(_Model):
+class QueueEntry(ContractModel):
     conversation_id: str
     urgency: Urgency
     segment_rank: int = Field(default=0, description="Position of the segment in the policy: 0 is served first")
@@ -346,47 +325,47 @@ class QueueEntry(_Model):
     callback: bool = Field(default=False, description="Promised a callback at the opening; served first")
 
 
-class QueueRemoval(_Model):
+class QueueRemoval(ContractModel):
     conversation_id: str
     reason: Literal["picked_up", "moved", "closed"]
     at: datetime
 
 
-class QueueStatus(_Model):
+class QueueStatus(ContractModel):
     queue: str
     position: int | None = Field(description="1 is next; None when not in this queue")
     depth: int
     estimated_wait_seconds: float
 
 
-class QueueState(_Model):
+class QueueState(ContractModel):
     name: str
     entries: list[QueueEntry] = Field(default_factory=list)
     pickups: list[datetime] = Field(default_factory=list, description="Recent pickup times, for wait estimates")
 
 
-class QueueRequest(_Model):
+class QueueRequest(ContractModel):
     queue: str
     entry: QueueEntry
 
 
-class QueueRemovalRequest(_Model):
+class QueueRemovalRequest(ContractModel):
     queue: str
     removal: QueueRemoval
 
 
-class QueueStatusRequest(_Model):
+class QueueStatusRequest(ContractModel):
     queue: str
     conversation_id: str
     default_handle_seconds: float = 360
 
 
-class PickupRequest(_Model):
+class PickupRequest(ContractModel):
     agent_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     agent_name: str | None = Field(default=None, max_length=100)
 
 
-class ResolveRequest(_Model):
+class ResolveRequest(ContractModel):
     agent_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
     necessary: bool = Field(description="The agent's disposition: was the escalation needed?")
     csat: int | None = Field(default=None, ge=1, le=5)
@@ -394,7 +373,7 @@ class ResolveRequest(_Model):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class Escalation(_Model):
+class Escalation(ContractModel):
     """One escalation of a conversation, from the decision to its resolution."""
 
     at: datetime
@@ -429,7 +408,7 @@ class Escalation(_Model):
     undelivered: list[str] = Field(default_factory=list, description="Message ids whose delivery failed for good")
 
 
-class PickupResult(_Model):
+class PickupResult(ContractModel):
     """What the agent receives on pickup: everything, so the customer never repeats themself."""
 
     conversation_id: str
@@ -444,7 +423,7 @@ class PickupResult(_Model):
 # --- Customers across conversations, and operations ---------------------------
 
 
-class ResolvedEscalation(_Model):
+class ResolvedEscalation(ContractModel):
     customer_id: str
     conversation_id: str
     escalated_at: datetime
@@ -454,7 +433,7 @@ class ResolvedEscalation(_Model):
     cooling_seconds: float = Field(default=48 * 3600, gt=0)
 
 
-class CoolingStatus(_Model):
+class CoolingStatus(ContractModel):
     """A customer's recent escalations: within `cooling_until` they are treated as sensitive."""
 
     customer_id: str
@@ -468,18 +447,18 @@ class CoolingStatus(_Model):
         return self.cooling_until is not None and now < self.cooling_until
 
 
-class Incident(_Model):
+class Incident(ContractModel):
     description: str = Field(min_length=3, max_length=300)
     declared_by: str = Field(default="operator", max_length=100)
     started_at: datetime | None = None
 
 
-class SurgeThresholds(_Model):
+class SurgeThresholds(ContractModel):
     queue_depth: int = 25
     escalations_per_hour: int = 40
 
 
-class OperationsEvent(_Model):
+class OperationsEvent(ContractModel):
     """What conversations tell the operations workflow: joined or left the human queue."""
 
     conversation_id: str
@@ -488,7 +467,7 @@ class OperationsEvent(_Model):
     thresholds: SurgeThresholds = Field(default_factory=SurgeThresholds)
 
 
-class OperationsStatus(_Model):
+class OperationsStatus(ContractModel):
     surge: bool = False
     reason: str | None = Field(default=None, description="incident | queue_depth | escalation_rate")
     incident: Incident | None = None
@@ -496,7 +475,7 @@ class OperationsStatus(_Model):
     escalations_last_hour: int = 0
 
 
-class OperationsState(_Model):
+class OperationsState(ContractModel):
     incident: Incident | None = None
     waiting: list[str] = Field(default_factory=list)
     escalation_times: list[datetime] = Field(default_factory=list)
@@ -511,23 +490,3 @@ ConversationInput.model_rebuild()
 
 
 # --- The LLM judge for uncertain classifier scores ------------------------------
-
-
-class JudgeRequest(_Model):
-    """Ask the LLM judge about one customer message the classifier was unsure of."""
-
-    conversation_id: str
-    message_id: str
-    text: str
-    scores: MessageScores = Field(description="The classifier's answer: it stands unless the judge decides")
-    max_tokens: int = Field(default=200, gt=0, description="Completion tokens for this call")
-    tokens_used: int = Field(default=0, ge=0, description="Tokens the conversation has spent on the judge so far")
-    token_budget: int = Field(default=4000, ge=0, description="The conversation's judge budget, in tokens")
-
-
-class JudgeResult(_Model):
-    scores: MessageScores = Field(description="The judge's scores (source 'llm'), or the classifier's unchanged")
-    tokens: int = Field(default=0, ge=0, description="Tokens the call spent (prompt and completion), from usage")
-    judged: bool = False
-    reason: str | None = Field(default=None, description="The judge's one-line reason, when it decided")
-    failure: str | None = Field(default=None, description="Why the classifier's scores stand, when not judged")

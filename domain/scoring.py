@@ -13,7 +13,8 @@ import math
 import re
 from dataclasses import dataclass
 
-from baton.contract.messages import Intent, MessageScores, Signals
+from baton.contract.messages import Intent, Signals
+from baton.contract.scoring import MessageScores
 from baton.domain.text import content_terms, similarity
 
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]+|,|\bbut\b|\bjust\b|\bso\b")

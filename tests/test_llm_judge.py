@@ -21,7 +21,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from baton.activities.judge import SCHEMA_NAME, SYSTEM_PROMPT, JudgeActivities, judgement_schema, response_format
 from baton.contract.activities import INTERFACES, Judge
-from baton.contract.messages import Intent, JudgeRequest, JudgeResult, MessageScores, Topic
+from baton.contract.messages import Intent, Topic
+from baton.contract.scoring import JudgeRequest, JudgeResult, MessageScores
 from baton.settings import Settings
 from tests.loopback import serving
 from tests.test_handoff_note import API_KEY, MODEL, FakeLlm

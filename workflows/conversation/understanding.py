@@ -11,15 +11,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from baton.contract.activities import Judge, Scoring
-from baton.contract.messages import (
-    ConversationState,
-    JudgeRequest,
-    MessageIn,
-    MessageScores,
-    ScoreRequest,
-    Signals,
-    TranscriptEntry,
-)
+from baton.contract.messages import ConversationState, MessageIn, Signals, TranscriptEntry
+from baton.contract.scoring import JudgeRequest, MessageScores, ScoreRequest
 from baton.domain.scoring import compose, score
 from baton.policies.schema import Policy
 
