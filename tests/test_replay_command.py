@@ -216,7 +216,12 @@ def test_labelled_summary_json_matches_the_records(tmp_path: Path) -> None:
     assert list(out) == list(lines) and len(out) >= 20
     for r in out.values():
         assert {"conversation_id", "escalated", "urgency", "at_message", "triggers", "decisions", "label"} <= set(r)
-        assert not any(d["action"] == "rejected" for d in r["decisions"])
+        # A recorded bot reply after the point where Baton now escalates is refused (a person owns the
+        # conversation from there); nothing else in the examples may be.
+        bot_after_escalation = "InvalidMessage: role: the bot may not reply while a human owns the conversation"
+        assert not any(
+            d["action"] == "rejected" and not d["error"].startswith(bot_after_escalation) for d in r["decisions"]
+        )
     figures = json.loads(summary.read_text())
 
     expected = {r["label"]["escalate"] for r in out.values()}
