@@ -3,15 +3,23 @@ recorded in the conversation's history and a model upgrade never changes a score
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from temporalio import activity
 
-from baton.classifier import Classifier, default_classifier
+from baton.classifier import default_classifier
 from baton.contract.activities import Scoring
 from baton.contract.scoring import MessageScores, ScoreRequest
 
 
+class Scorer(Protocol):
+    version: str
+
+    def score(self, text: str) -> MessageScores: ...
+
+
 class ScoringActivities(Scoring):
-    def __init__(self, classifier: Classifier | None = None) -> None:
+    def __init__(self, classifier: Scorer | None = None) -> None:
         # Loaded when the worker is built, so a missing or damaged model stops the worker at start.
         self._classifier = classifier or default_classifier()
 

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     gateway_port: int = 8080
     gateway_api_key: str | None = Field(default=None, description="When set, clients must send it as X-API-Key")
 
+    classifier: Literal["model", "rules"] = Field(
+        default="model", description="Who scores customer messages: the shipped model, or the rules alone"
+    )
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; no LLM when unset")
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"

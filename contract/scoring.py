@@ -20,7 +20,7 @@ class MessageScores(ContractModel):
     topic: Topic = Topic.OTHER
     topic_probabilities: dict[Topic, float] = Field(default_factory=dict)
     frustration: float = Field(default=0.0, ge=0, le=1, description="This message alone")
-    source: Literal["model", "llm"] = "model"
+    source: Literal["model", "llm", "rules"] = "model"
     reason: str | None = Field(default=None, description="The LLM judge's one-line reason, when it decided")
 
 

@@ -367,6 +367,10 @@ def compose(
 ) -> Signals:
     """Conversation-level signals from the classifier's scores of one message: markers and sentiment from
     the rules, repeating oneself from the earlier messages, frustration carried over from the last one."""
+    if scores.source == "rules":
+        # The rule scorer as the conversation's classifier: composed exactly as the rules always were.
+        signals = score(text, previous_customer_texts, previous_frustration)
+        return signals.model_copy(update={"model_version": scores.model_version})
     previous_customer_texts = previous_customer_texts or []
     previous_frustration = previous_frustration or []
     reading = read(text)

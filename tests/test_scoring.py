@@ -91,3 +91,15 @@ def test_scores_are_bounded_and_deterministic() -> None:
     assert a == b
     assert -1 <= a.sentiment <= 1 and 0 <= a.frustration <= 1
     assert a.frustration == 1.0
+
+
+def test_the_rules_as_a_classifier_compose_exactly_as_the_rules() -> None:
+    from baton.classifier.rules import RuleScorer
+    from baton.domain.scoring import compose
+
+    scorer = RuleScorer()
+    earlier = ["the export is broken", "still broken!!"]
+    for text in ["I want to talk to a human", "this is useless, still broken", "thanks, that fixed it", "hello"]:
+        composed = compose(scorer.score(text), text, earlier, [0.2, 0.5])
+        assert composed.model_copy(update={"model_version": None}) == score(text, earlier, [0.2, 0.5])
+        assert composed.model_version == scorer.version

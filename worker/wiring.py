@@ -19,9 +19,9 @@ from baton.activities.operations import OperationsActivities
 from baton.activities.policy import PolicyStore
 from baton.activities.records import RecordActivities
 from baton.activities.routing import RoutingActivities
-from baton.activities.scoring import ScoringActivities
+from baton.activities.scoring import Scorer, ScoringActivities
 from baton.activities.setup import SetupActivities
-from baton.classifier import Classifier
+from baton.classifier.rules import RuleScorer
 from baton.settings import Settings
 from baton.store.database import create_engine
 from baton.workflows.conversation import ConversationWorkflow
@@ -43,7 +43,7 @@ def build_activities(
     settings: Settings,
     task_queue: str,
     crm: CrmAdapter | None = None,
-    classifier: Classifier | None = None,
+    classifier: Scorer | None = None,
 ) -> list[Callable[..., Any]]:
     operations = OperationsActivities(client, task_queue)
     setup = SetupActivities(crm or build_crm(settings), PolicyStore(settings.policy), operations.customer_status)
@@ -51,7 +51,7 @@ def build_activities(
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
     judge = JudgeActivities(settings)
-    scoring = ScoringActivities(classifier)
+    scoring = ScoringActivities(classifier or (RuleScorer() if settings.classifier == "rules" else None))
     records = RecordActivities(_store_engine(settings.database_url))
     return [
         *records.all,
@@ -78,7 +78,7 @@ def build_worker(
     *,
     crm: CrmAdapter | None = None,
     task_queue: str | None = None,
-    classifier: Classifier | None = None,
+    classifier: Scorer | None = None,
 ) -> Worker:
     queue = task_queue or settings.task_queue
     return Worker(
