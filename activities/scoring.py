@@ -1,21 +1,15 @@
-"""Scoring a customer message with the shipped classifier: a local activity, so its answer is
-recorded in the conversation's history and a model upgrade never changes a score already given."""
+"""Scoring a customer message: a local activity, for messages that reach the workflow without scores
+(the gateway and Baton's client score them before sending). Either way the scores are recorded in the
+conversation's history, so a model upgrade never changes a score already given."""
 
 from __future__ import annotations
-
-from typing import Protocol
 
 from temporalio import activity
 
 from baton.classifier import default_classifier
+from baton.classifier.scorer import Scorer
 from baton.contract.activities import Scoring
 from baton.contract.scoring import MessageScores, ScoreRequest
-
-
-class Scorer(Protocol):
-    version: str
-
-    def score(self, text: str) -> MessageScores: ...
 
 
 class ScoringActivities(Scoring):

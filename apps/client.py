@@ -16,6 +16,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from baton.classifier.scorer import Scorer
 from baton.contract import ids
 from baton.contract import search_attributes as sa
 from baton.contract.messages import (
@@ -52,11 +53,18 @@ def static_summary(start: ConversationStart) -> str:
     return f"Support conversation {start.conversation_id} ({start.channel})"[:200]
 
 
-async def send_message(client: Client, task_queue: str, start: ConversationStart, message: MessageIn) -> Decision:
+async def send_message(
+    client: Client, task_queue: str, start: ConversationStart, message: MessageIn, scorer: Scorer | None = None
+) -> Decision:
     """Start the conversation if needed and add the message, in one call.
 
+    A customer message is scored here by `scorer` (the gateway's classifier), so that the scores travel in
+    the update and are recorded with it, at no extra cost to the workflow; without a scorer the workflow
+    scores it in a local activity. Scores a caller put on the message are never passed on.
     Raises ConversationClosedError when the conversation has already ended.
     """
+    scores = scorer.score(message.text) if scorer is not None and message.role == "customer" else None
+    message = message.model_copy(update={"scores": scores})
     operation = WithStartWorkflowOperation(
         ids.CONVERSATION_WORKFLOW,
         ConversationInput(start=start),
@@ -107,15 +115,11 @@ async def close(client: Client, conversation_id: str, reason: str = "closed") ->
 
 async def pickup(client: Client, conversation_id: str, request: PickupRequest) -> PickupResult:
     """An agent takes the conversation; returns the note and transcript. Refused if it is not waiting."""
-    return await handle(client, conversation_id).execute_update(
-        ids.PICKUP, request, result_type=PickupResult
-    )
+    return await handle(client, conversation_id).execute_update(ids.PICKUP, request, result_type=PickupResult)
 
 
 async def resolve(client: Client, conversation_id: str, request: ResolveRequest) -> ConversationState:
-    return await handle(client, conversation_id).execute_update(
-        ids.RESOLVE, request, result_type=ConversationState
-    )
+    return await handle(client, conversation_id).execute_update(ids.RESOLVE, request, result_type=ConversationState)
 
 
 def _operations_start(task_queue: str, thresholds: SurgeThresholds | None = None) -> WithStartWorkflowOperation:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import json
 import math
@@ -38,6 +39,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from baton.apps import client as baton_client
+from baton.classifier.scorer import scorer_for
 from baton.contract import search_attributes
 from baton.contract.ids import CLOSE
 from baton.contract.messages import (
@@ -182,7 +184,9 @@ class Bench:
 
     async def _conversation(self, system: str, conversation_id: str, offset: int, messages: int, out: Samples) -> None:
         start = start_for(conversation_id)
-        send = baton_client.send_message if system == BATON else send_echo
+        # Baton's messages are scored on the way in, as the gateway does (the cost is counted in the latency).
+        scorer = scorer_for(Settings()) if system == BATON else None
+        send = functools.partial(baton_client.send_message, scorer=scorer) if system == BATON else send_echo
         for index in range(messages):
             message = message_for(conversation_id, index, offset)
             began = time.perf_counter()

@@ -10,7 +10,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from baton.contract.labels import ContractModel, Intent, Topic
+from baton.contract.scoring import MessageScores
 
 MAX_TEXT_CHARS = 8000
 MAX_ID_CHARS = 200
@@ -30,33 +33,6 @@ class Phase(StrEnum):
     WITH_AGENT = "with_agent"
     RESOLVED = "resolved"
     CLOSED = "closed"
-
-
-class Intent(StrEnum):
-    HUMAN_REQUEST = "human_request"
-    LEGAL_THREAT = "legal_threat"
-    SAFETY_OR_DISTRESS = "safety_or_distress"
-    DATA_DELETION = "data_deletion"
-    BILLING_DISPUTE = "billing_dispute"
-    CANCELLATION = "cancellation"
-    RESOLVED = "resolved"
-    NOT_HELPING = "not_helping"
-    CONTACT_REQUEST = "contact_request"  # a callback or a phone number: reaching a person outside the chat
-
-
-class Topic(StrEnum):
-    BILLING = "billing"
-    TECHNICAL = "technical"
-    ACCOUNT_ACCESS = "account_access"
-    DATA_PRIVACY = "data_privacy"
-    SHIPPING_ORDERS = "shipping_orders"
-    OTHER = "other"
-
-
-class ContractModel(BaseModel):
-    # Unknown fields from a newer client are ignored rather than rejected, so
-    # old workers keep replaying histories written by newer ones.
-    model_config = ConfigDict(extra="ignore")
 
 
 class CustomerFacts(ContractModel):
@@ -100,6 +76,11 @@ class MessageIn(ContractModel):
     text: str
     sent_at: datetime | None = None
     agent_id: str | None = Field(default=None, max_length=MAX_ID_CHARS, description="Required for agent messages")
+    scores: MessageScores | None = Field(
+        default=None,
+        description="Set by Baton's gateway and client, never taken from a chat backend: the classifier's "
+        "scores of a customer message, recorded with it in the conversation's history",
+    )
 
 
 class Signals(ContractModel):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from baton.contract.messages import ContractModel, Intent, Topic
+from baton.contract.labels import ContractModel, Intent, Topic
 
 
 class MessageScores(ContractModel):

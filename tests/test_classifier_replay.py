@@ -62,12 +62,18 @@ async def test_a_new_model_keeps_old_scores_and_replays(dev_env: WorkflowEnviron
         again = await send_message(
             client, task_queue, conversation, MessageIn(message_id="m1", role="customer", text="hello there")
         )
+        # A gateway still on the old model scores on the way in: its scores travel with the message.
+        third = await send_message(
+            client, task_queue, conversation, MessageIn(message_id="m3", role="customer", text=text), scorer=old
+        )
         after = await get_state(client, conversation.conversation_id)
     assert again == first  # the answer a client got is the answer it gets again
     assert after.transcript[0].signals == before.transcript[0].signals
     assert after.model_version == "test-old"  # pinned at the first score
     assert second.signals is not None and second.signals.model_version == "test-new"
     assert second.action == "continue"  # this worker's model saw no request; the first model's score stood
+    assert third.signals is not None and third.signals.model_version == "test-old"
+    assert third.action == "escalate" and [t.id for t in third.triggers] == ["explicit_human_request"]
 
     history = await handle(client, conversation.conversation_id).fetch_history()
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)

@@ -19,9 +19,9 @@ from baton.activities.operations import OperationsActivities
 from baton.activities.policy import PolicyStore
 from baton.activities.records import RecordActivities
 from baton.activities.routing import RoutingActivities
-from baton.activities.scoring import Scorer, ScoringActivities
+from baton.activities.scoring import ScoringActivities
 from baton.activities.setup import SetupActivities
-from baton.classifier.rules import RuleScorer
+from baton.classifier.scorer import Scorer, scorer_for
 from baton.settings import Settings
 from baton.store.database import create_engine
 from baton.workflows.conversation import ConversationWorkflow
@@ -51,7 +51,7 @@ def build_activities(
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
     judge = JudgeActivities(settings)
-    scoring = ScoringActivities(classifier or (RuleScorer() if settings.classifier == "rules" else None))
+    scoring = ScoringActivities(classifier or scorer_for(settings))
     records = RecordActivities(_store_engine(settings.database_url))
     return [
         *records.all,

@@ -12,6 +12,7 @@ from temporalio.client import Client
 
 from baton.apps.gateway import agents, conversations, health, operations
 from baton.apps.gateway.models import error_responses
+from baton.classifier.scorer import Scorer, scorer_for
 from baton.logging import get_logger
 from baton.settings import Settings
 
@@ -26,7 +27,13 @@ API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Required when the gateway has a key")
 
 
-def create_app(client: Client, settings: Settings, *, decision_timeout: float = DECISION_TIMEOUT_SECONDS) -> FastAPI:
+def create_app(
+    client: Client,
+    settings: Settings,
+    *,
+    decision_timeout: float = DECISION_TIMEOUT_SECONDS,
+    scorer: Scorer | None = None,
+) -> FastAPI:
     try:
         app_version = version("baton")
     except PackageNotFoundError:
@@ -45,7 +52,10 @@ def create_app(client: Client, settings: Settings, *, decision_timeout: float = 
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or wrong {API_KEY_HEADER} header")
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=error_responses(401))
-    v1.include_router(conversations.router(client, settings, decision_timeout))
+    # Customer messages are scored here, before they are sent: the scores travel with the message into the
+    # conversation's history, and the workflow needs no round trip of its own for them.
+    scorer = scorer or scorer_for(settings)
+    v1.include_router(conversations.router(client, settings, decision_timeout, scorer))
     v1.include_router(agents.router(client, decision_timeout))
     v1.include_router(operations.router(client, settings, decision_timeout))
     app.include_router(v1)

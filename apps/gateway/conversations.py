@@ -24,6 +24,7 @@ from baton.apps.gateway.errors import (
     unavailable,
 )
 from baton.apps.gateway.models import CloseAccepted, CloseBody, ConversationId, MessageRequest, error_responses
+from baton.classifier.scorer import Scorer
 from baton.contract.errors import ErrorType
 from baton.contract.messages import ConversationStart, ConversationState, Decision, message_problems
 from baton.logging import get_logger
@@ -32,7 +33,7 @@ from baton.settings import Settings
 log = get_logger("baton.gateway")
 
 
-def router(client: Client, settings: Settings, decision_timeout: float) -> APIRouter:
+def router(client: Client, settings: Settings, decision_timeout: float, scorer: Scorer | None = None) -> APIRouter:
     routes = APIRouter()
 
     @routes.post(
@@ -60,7 +61,7 @@ def router(client: Client, settings: Settings, decision_timeout: float) -> APIRo
             ) from err
         try:
             decision = await asyncio.wait_for(
-                baton_client.send_message(client, settings.task_queue, start, request.message), decision_timeout
+                baton_client.send_message(client, settings.task_queue, start, request.message, scorer), decision_timeout
             )
         except (WorkflowUpdateFailedError, baton_client.ConversationClosedError) as err:
             raise _message_error(message_failure_of(err), request, bound) from err

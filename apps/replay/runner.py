@@ -32,9 +32,10 @@ from baton.apps.replay.records import (
     ReplayRecord,
 )
 from baton.apps.replay.transcripts import ReplayConversation, message_times, rebase_customer
+from baton.classifier.scorer import scorer_for
 from baton.contract.messages import ConversationStart, HandoffNote, MessageIn, TriggerHit
 from baton.policies import load_policy
-from baton.settings import Settings
+from baton.settings import Settings, get_settings
 from baton.store.database import migrate_async
 from baton.worker.connection import register_search_attributes
 from baton.worker.wiring import build_worker
@@ -79,7 +80,8 @@ class ConversationReplay:
         message = self.conv.messages[index]
         incoming = MessageIn(message_id=f"m{index}", role=message.role, text=message.text)
         try:
-            decision = await send_message(client, task_queue, self.start, incoming)
+            # Scored here, as the gateway does: the scores travel with the message into the history.
+            decision = await send_message(client, task_queue, self.start, incoming, scorer_for(get_settings()))
         except WorkflowUpdateFailedError as err:
             reason = str(err.cause) if err.cause else str(err)
             self.decisions.append(RejectedMessage(message_index=index, error=reason))

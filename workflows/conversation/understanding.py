@@ -32,6 +32,9 @@ async def understand(
     trail = [m.signals.frustration for m in earlier if m.signals]
     if not workflow.patched(CLASSIFIER_PATCH):
         return score(text, texts, trail)
+    if message.scores is not None:
+        # Scored by the gateway or Baton's client before sending: recorded with the message already.
+        return await _judged(state, policy, message, message.scores, texts, trail)
     try:
         scores = await workflow.execute_local_activity_method(
             Scoring.score_message,
@@ -44,12 +47,24 @@ async def understand(
         # A decision never waits on a broken model: the rules still know the clear cases.
         workflow.logger.warning("classifier unavailable; scored by the rules", extra={"error": str(err.cause)})
         return score(text, texts, trail)
+    return await _judged(state, policy, message, scores, texts, trail)
+
+
+async def _judged(
+    state: ConversationState,
+    policy: Policy,
+    message: MessageIn,
+    scores: MessageScores,
+    texts: list[str],
+    trail: list[float],
+) -> Signals:
+    """Pin the model version, ask the judge if the policy wants it, compose with the conversation."""
     if state.model_version is None:
         state.model_version = scores.model_version
     judge = policy.judge
     if judge.enabled and judge.unsure(scores.probabilities):
         scores = await _ask_judge(state, policy, message, scores)
-    return compose(scores, text, texts, trail)
+    return compose(scores, message.text, texts, trail)
 
 
 async def _ask_judge(
