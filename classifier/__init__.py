@@ -1,9 +1,10 @@
 """Baton's message classifier at run time: intents, topic and frustration for one customer message.
 
-Pure numpy over weights that ship in ``weights/`` (trained by ``baton model train``) and a static word
-embedding from a pinned package, checked by hash at load. No PyTorch, no download. It runs in an
-activity, so the scores a conversation received are recorded in its history and a model upgrade never
-changes them (see docs/classifier.md).
+Pure numpy (and the `tokenizers` and `vaderSentiment` packages) over files that ship in ``weights/``: the
+linear model trained by ``baton model train`` and a static distillation of the all-MiniLM-L6-v2 sentence
+encoder, every file checked by SHA-256 at load. No PyTorch, no download. Messages are scored on the way
+in and the scores recorded with them, so a model upgrade never changes the scores a conversation
+received (see docs/classifier.md).
 """
 
 from baton.classifier.model import Classifier, MessageScores, default_classifier

@@ -1,16 +1,22 @@
 """Features of one message, the same at training and at run time.
 
-Three parts, concatenated: hashed character and word n-grams (spelling, misspellings, code-mixing),
-the static sentence embedding (meaning beyond the words seen in training), and the rules' reading
-(negation-aware intents, shouting, profanity, sentiment), so that what the rules did well is kept.
+Four parts, concatenated: hashed character and word n-grams (spelling, misspellings, code-mixing),
+the static sentence embedding (meaning beyond the words seen in training, baton.classifier.embedding),
+the rules' reading (negation-aware intents, shouting, profanity, sentiment), so that what the rules did
+well is kept, and the VADER sentiment lexicon's scores (vaderSentiment, MIT; its lexicon files are
+checked by SHA-256 like every other file a score depends on).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import math
 import re
 import unicodedata
 import zlib
+from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +49,16 @@ RULE_FEATURES = (
     "length",
     "bias",
 )
+SENTIMENT_FEATURES = ("vader:neg", "vader:pos", "vader:compound_neg", "vader:compound_pos")
+DENSE_FEATURES = (*RULE_FEATURES, *SENTIMENT_FEATURES)  # beside the embedding, in this order
+VADER_SHA256 = {
+    "vader_lexicon.txt": "1ec9c6e9ee19aade328f8beb393a6afa71a5bb3acf7d3cc22d4ef568df374bf5",
+    "emoji_utf8_lexicon.txt": "b8d54223ae1ce22a3e12c1f745316b71678c328eb5f5d3063a842f37cfbe2823",
+}
+
+
+class FeatureError(RuntimeError):
+    """A package the features need is missing or not the pinned version's files."""
 
 
 def normalise(text: str) -> str:
@@ -91,3 +107,30 @@ def rule_features(text: str) -> np.ndarray:
         1.0,
     ]
     return np.asarray(values, dtype=np.float32)
+
+
+@cache
+def _vader():  # -> vaderSentiment.vaderSentiment.SentimentIntensityAnalyzer
+    spec = importlib.util.find_spec("vaderSentiment")
+    if spec is None or not spec.submodule_search_locations:
+        raise FeatureError("the vaderSentiment package is not installed (pip install the pinned version)")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    for name, expected in VADER_SHA256.items():
+        path = root / name
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+        if digest != expected:
+            raise FeatureError(f"{path}: sha256 {digest} is not the pinned {expected}")
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def sentiment_features(text: str) -> np.ndarray:
+    scores = _vader().polarity_scores(text)
+    compound = float(scores["compound"])
+    return np.asarray([scores["neg"], scores["pos"], max(0.0, -compound), max(0.0, compound)], dtype=np.float32)
+
+
+def dense_features(text: str) -> np.ndarray:
+    """The rules' reading and the sentiment scores (`DENSE_FEATURES`), beside the embedding."""
+    return np.concatenate([rule_features(text), sentiment_features(text)])

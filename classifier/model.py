@@ -1,23 +1,28 @@
 """Load the shipped model and score messages: one linear layer over the features, calibrated.
 
 The weights file holds, for every output (each intent, each topic, frustration), the weights of the
-hashed n-grams and of the dense features (embedding and rules) and a bias. Intents are independent
-sigmoids with Platt calibration and a threshold each; topics a softmax with a temperature; frustration
-a sigmoid. All of it is chosen by `baton model train` and written beside the weights in `model.json`.
+hashed n-grams and of the dense features (embedding, rules, sentiment) and a bias. Intents are
+independent sigmoids with Platt calibration and a threshold each; topics a softmax with a temperature;
+frustration a sigmoid. All of it is chosen by `baton model train` and written beside the weights in
+`model.json`, the folder's manifest: it names every file the scores depend on with its SHA-256 (the
+weights, the embedding's table and tokenizer) and carries a digest of its own content, and loading
+refuses any file that does not match.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
-from baton.classifier.embedding import StaticEmbedding
-from baton.classifier.features import BUCKETS, RULE_FEATURES, hashed_ngrams, rule_features
+from baton.classifier.embedding import StaticEmbedding, sha256_of
+from baton.classifier.features import BUCKETS, DENSE_FEATURES, dense_features, hashed_ngrams
 from baton.contract.messages import Intent, Topic
 from baton.contract.scoring import MessageScores
 
@@ -30,6 +35,15 @@ class ModelError(RuntimeError):
     """The model files are missing, damaged or of another layout."""
 
 
+class Embedder(Protocol):
+    name: str
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Calibration:
     scale: float
@@ -37,57 +51,115 @@ class Calibration:
     threshold: float
 
 
+def content_digest(meta: dict[str, Any]) -> str:
+    """SHA-256 of the manifest without its own `content_sha256` (canonical JSON)."""
+    body = {k: v for k, v in meta.items() if k != "content_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def load_embedding(directory: Path, spec: dict[str, Any]) -> Embedder | None:
+    """The embedding a manifest names: the shipped MiniLM distillation, WordLlama, or none."""
+    kind = spec.get("kind")
+    if kind == "minilm-static":
+        return StaticEmbedding.minilm(directory, spec["files"])
+    if kind == "wordllama-256":
+        return StaticEmbedding.wordllama()
+    if kind == "none":
+        return None
+    raise ModelError(f"{directory}: embedding {spec.get('name', kind)!r} must be given to Classifier.load")
+
+
 @dataclass
 class Classifier:
     version: str
-    embedding: StaticEmbedding
+    embedding: Embedder | None
     hash_weights: np.ndarray  # (BUCKETS, outputs) float32
-    dense_weights: np.ndarray  # (embedding + rules, outputs) float32
+    dense_weights: np.ndarray  # (embedding + dense features, outputs) float32
     bias: np.ndarray  # (outputs,)
     intents: tuple[Intent, ...]
     topics: tuple[Topic, ...]
     calibration: dict[Intent, Calibration]
     topic_temperature: float
+    # Frustration's logit mapped onto the team's 0-1 ratings (calm 0, annoyed .5, furious 1).
+    frustration_calibration: tuple[float, float] = (1.0, 0.0)
 
     @classmethod
-    def load(cls, directory: Path = WEIGHTS_DIR, embedding: StaticEmbedding | None = None) -> Classifier:
+    def load(cls, directory: Path = WEIGHTS_DIR, embedding: Embedder | None = None) -> Classifier:
         meta_path, model_path = directory / META_FILE, directory / MODEL_FILE
         if not meta_path.is_file() or not model_path.is_file():
             raise ModelError(f"{directory}: no model (run `baton model train`)")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+        if meta.get("content_sha256") != content_digest(meta):
+            raise ModelError(f"{meta_path}: its content does not match its content_sha256 (edited by hand?)")
+        digest = sha256_of(model_path)
         if digest != meta["sha256"]:
             raise ModelError(f"{model_path}: sha256 {digest} does not match model.json ({meta['sha256']})")
-        if meta["buckets"] != BUCKETS or tuple(meta["rule_features"]) != RULE_FEATURES:
+        if meta["buckets"] != BUCKETS or tuple(meta["dense_features"]) != DENSE_FEATURES:
             raise ModelError(f"{directory}: trained with other features than this code computes")
+        if embedding is None:
+            embedding = load_embedding(directory, meta["embedding"])
+        elif embedding.name != meta["embedding"].get("name"):
+            trained = meta["embedding"].get("name")
+            raise ModelError(f"{directory}: trained with embedding {trained!r}, not {embedding.name!r}")
         with np.load(model_path) as arrays:
             hash_weights = arrays["hash_weights"].astype(np.float32)
             dense_weights = arrays["dense_weights"].astype(np.float32)
             bias = arrays["bias"].astype(np.float32)
-        intents = tuple(Intent(i) for i in meta["intents"])
+        width = (embedding.dimension if embedding else 0) + len(DENSE_FEATURES)
+        if dense_weights.shape[0] != width:
+            raise ModelError(f"{directory}: {dense_weights.shape[0]} dense weights, the features have {width}")
         return cls(
             version=meta["version"],
-            embedding=embedding or StaticEmbedding.load(),
+            embedding=embedding,
             hash_weights=hash_weights,
             dense_weights=dense_weights,
             bias=bias,
-            intents=intents,
+            intents=tuple(Intent(i) for i in meta["intents"]),
             topics=tuple(Topic(t) for t in meta["topics"]),
             calibration={Intent(k): Calibration(**v) for k, v in meta["calibration"].items()},
             topic_temperature=float(meta["topic_temperature"]),
+            frustration_calibration=tuple(meta.get("frustration_calibration", (1.0, 0.0))),  # type: ignore[arg-type]
         )
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        """Raw outputs, one row per text: intents, then topics, then frustration."""
-        dense = np.hstack([self.embedding.embed(texts), np.vstack([rule_features(t) for t in texts])])
-        out = dense @ self.dense_weights + self.bias
+        """Raw outputs, one row per text: intents, then topics, then frustration.
+
+        Row by row (no matrix product over the batch), so a message's scores never depend on the
+        messages scored with it.
+        """
+        parts = [self.embedding.embed(texts)] if self.embedding is not None else []
+        parts.append(np.vstack([dense_features(t) for t in texts]))
+        dense = np.hstack(parts)
+        out = np.empty((len(texts), len(self.bias)), dtype=np.float32)
         for row, text in enumerate(texts):
+            out[row] = dense[row] @ self.dense_weights + self.bias
             indices, values = hashed_ngrams(text)
             if len(indices):
                 out[row] += values @ self.hash_weights[indices]
         return out
 
     def score_many(self, texts: list[str]) -> list[MessageScores]:
+        """Scores of each text. A request can sit in one sentence of a longer message ("The export crashes
+        again. Get me a human."), so each intent takes its highest probability over the whole message and
+        each of its sentences; topic and frustration are read from the whole message."""
+        results = self._score_whole(texts)
+        for index, text in enumerate(texts):
+            sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
+            if len(sentences) < 2:
+                continue
+            whole = results[index]
+            probabilities = dict(whole.probabilities)
+            detected = set(whole.intents)
+            for part in self._score_whole(sentences):
+                for intent, p in part.probabilities.items():
+                    probabilities[intent] = max(probabilities.get(intent, 0.0), p)
+                detected.update(part.intents)
+            results[index] = whole.model_copy(
+                update={"probabilities": probabilities, "intents": [i for i in self.intents if i in detected]}
+            )
+        return results
+
+    def _score_whole(self, texts: list[str]) -> list[MessageScores]:
         if not texts:
             return []
         raw = self.logits(texts)
@@ -113,13 +185,20 @@ class Classifier:
                     intents=detected,
                     topic=self.topics[best],
                     topic_probabilities={t: round(float(p), 4) for t, p in zip(self.topics, topic_p, strict=True)},
-                    frustration=round(_sigmoid(float(row[n_intents + n_topics])), 4),
+                    frustration=round(self.frustration_scale(float(row[n_intents + n_topics])), 4),
                 )
             )
         return results
 
+    def frustration_scale(self, logit: float) -> float:
+        scale, shift = self.frustration_calibration
+        return _sigmoid(scale * logit + shift)
+
     def score(self, text: str) -> MessageScores:
         return self.score_many([text])[0]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 
 def _sigmoid(x: float) -> float:

