@@ -365,36 +365,29 @@ def compose(
     previous_customer_texts: list[str] | None = None,
     previous_frustration: list[float] | None = None,
 ) -> Signals:
-    """Conversation-level signals from the classifier's scores of one message: markers and sentiment from
-    the rules, repeating oneself from the earlier messages, frustration carried over from the last one."""
+    """Conversation-level signals from the classifier's scores of one message.
+
+    Intents, topic and probabilities are the classifier's. Frustration, sentiment and markers are the
+    rules' reading of the conversation (persistence, repeating oneself, carried over from the last
+    message): the policy's frustration thresholds are set on that scale, and the model's own frustration
+    score (recorded in `MessageScores.frustration`) still reads calm questions about "a human agent" as
+    upset. It stays recorded for when it is good enough to decide on.
+    """
+    rules = score(text, previous_customer_texts, previous_frustration)
     if scores.source == "rules":
-        # The rule scorer as the conversation's classifier: composed exactly as the rules always were.
-        signals = score(text, previous_customer_texts, previous_frustration)
-        return signals.model_copy(update={"model_version": scores.model_version})
-    previous_customer_texts = previous_customer_texts or []
-    previous_frustration = previous_frustration or []
-    reading = read(text)
-    markers = list(reading.markers)
-    terms = content_terms(text)
-    repeating = len(terms) >= 2 and any(similarity(content_terms(t), terms) >= 0.5 for t in previous_customer_texts)
-    if repeating:
-        markers.append("repeated_message")
-    frustration = scores.frustration
-    frustration += 0.1 * min(2, reading.persistence_words)
-    frustration += 0.2 if repeating else 0.0
-    if previous_frustration:
-        # Frustration builds over a conversation; it does not reset per message.
-        frustration += 0.3 * previous_frustration[-1]
+        # The rule scorer as the conversation's classifier: exactly as the rules always were.
+        return rules.model_copy(update={"model_version": scores.model_version})
+    frustration = rules.frustration
     if Intent.RESOLVED in scores.intents:
         frustration = min(frustration, 0.1)
-    return Signals(
-        sentiment=round(reading.sentiment, 3),
-        frustration=round(max(0.0, min(1.0, frustration)), 3),
-        intents=list(scores.intents),
-        markers=markers,
-        source=scores.source,
-        topic=scores.topic,
-        topic_probability=scores.topic_probabilities.get(scores.topic),
-        probabilities=dict(scores.probabilities),
-        model_version=scores.model_version,
+    return rules.model_copy(
+        update={
+            "intents": list(scores.intents),
+            "frustration": frustration,
+            "source": scores.source,
+            "topic": scores.topic,
+            "topic_probability": scores.topic_probabilities.get(scores.topic),
+            "probabilities": dict(scores.probabilities),
+            "model_version": scores.model_version,
+        }
     )

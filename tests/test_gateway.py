@@ -113,7 +113,9 @@ async def test_duplicate_message_id_returns_same_decision_and_is_stored_once(htt
 async def test_state_returns_the_transcript(http: httpx.AsyncClient) -> None:
     conversation = _conversation()
     url = f"/v1/conversations/{conversation}/messages"
-    await http.post(url, json=_body("Hi, my export is failing", "a", channel="email", customer={"tier": "enterprise"}))
+    await http.post(
+        url, json=_body("Hi, how do I export my reports?", "a", channel="email", customer={"tier": "enterprise"})
+    )
     await http.post(url, json=_body("Let me check that for you.", "b", role="bot"))
 
     response = await http.get(f"/v1/conversations/{conversation}")
@@ -123,7 +125,7 @@ async def test_state_returns_the_transcript(http: httpx.AsyncClient) -> None:
     assert state["start"]["channel"] == "email"
     assert state["start"]["customer"]["tier"] == "enterprise"
     assert [(e["message_id"], e["role"], e["text"]) for e in state["transcript"]] == [
-        ("a", "customer", "Hi, my export is failing"),
+        ("a", "customer", "Hi, how do I export my reports?"),
         ("b", "bot", "Let me check that for you."),
     ]
     assert set(state["decisions"]) == {"a", "b"}
