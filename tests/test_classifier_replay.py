@@ -47,7 +47,8 @@ async def test_a_new_model_keeps_old_scores_and_replays(dev_env: WorkflowEnviron
     assert Intent.HUMAN_REQUEST in old.score(text).intents
     assert Intent.HUMAN_REQUEST not in new.score(text).intents
 
-    async with build_worker(client, settings, classifier=old):
+    # No sticky cache: the next worker gets the conversation's tasks at once, not after a sticky timeout.
+    async with build_worker(client, settings, classifier=old, max_cached_workflows=0):
         first = await send_message(
             client, task_queue, conversation, MessageIn(message_id="m1", role="customer", text="hello there")
         )

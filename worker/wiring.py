@@ -79,12 +79,16 @@ def build_worker(
     crm: CrmAdapter | None = None,
     task_queue: str | None = None,
     classifier: Scorer | None = None,
+    max_cached_workflows: int | None = None,
 ) -> Worker:
     queue = task_queue or settings.task_queue
+    # The sticky cache's size (the SDK's default when None); 0 sends every task to the shared queue.
+    cache = {} if max_cached_workflows is None else {"max_cached_workflows": max_cached_workflows}
     return Worker(
         client,
         task_queue=queue,
         workflows=WORKFLOWS,
         activities=build_activities(client, settings, queue, crm, classifier),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
+        **cache,
     )
