@@ -36,9 +36,8 @@ def start() -> ConversationStart:
     )
 
 
-async def test_a_new_model_keeps_old_scores_and_replays(dev_env: WorkflowEnvironment, task_queue: str) -> None:
-    # The real dev server: after the first worker stops, its sticky queue times out and the other takes over.
-    client: Client = dev_env.client
+async def test_a_new_model_keeps_old_scores_and_replays(env: WorkflowEnvironment, task_queue: str) -> None:
+    client: Client = env.client
     settings = Settings(task_queue=task_queue)
     old = another_version(default_classifier(), "test-old", human_shift=0.0)
     new = another_version(default_classifier(), "test-new", human_shift=-40.0)  # never sees a human request
