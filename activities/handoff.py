@@ -16,7 +16,6 @@ back into a decision.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from typing import Any
 
@@ -25,7 +24,15 @@ from pydantic import Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from baton.activities.llm import StrictModel, bounded_timeout, data_block, failure_reason, openai_client, strict_schema
+from baton.activities.llm import (
+    StrictModel,
+    bounded_timeout,
+    data_block,
+    failure_reason,
+    openai_client,
+    reply_json,
+    strict_schema,
+)
 from baton.contract.activities import Handoff
 from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
 from baton.domain.handoff_note import account_line, clip, fallback_note, trigger_lines
@@ -166,24 +173,7 @@ class NoteFailure(Exception):
 
 
 def _parse(completion: Any) -> HandoffNote:
-    choices = getattr(completion, "choices", None)
-    if not choices:
-        raise NoteFailure("empty choices")
-    choice = choices[0]
-    message = choice.message
-    if getattr(message, "refusal", None):
-        raise NoteFailure("the model refused")
-    content = (message.content or "").strip()
-    if not content:
-        raise NoteFailure(f"empty content (finish_reason {choice.finish_reason})")
-    if content.startswith("```"):
-        # Some servers fence JSON even in structured-output mode.
-        content = content.strip("`").removeprefix("json").strip()
-    try:
-        raw = json.loads(content)
-    except ValueError:
-        truncated = " (truncated at max_tokens)" if choice.finish_reason == "length" else ""
-        raise NoteFailure(f"reply is not JSON{truncated}") from None
+    raw = reply_json(completion, NoteFailure)
     try:
         draft = NoteOut.model_validate(raw)
     except ValidationError as exc:

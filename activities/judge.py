@@ -15,7 +15,6 @@ against it, so the text can change neither the labels the judge may use nor the 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from typing import Any
 
@@ -23,7 +22,15 @@ import openai
 from pydantic import Field, ValidationError
 from temporalio import activity
 
-from baton.activities.llm import StrictModel, bounded_timeout, data_block, failure_reason, openai_client, strict_schema
+from baton.activities.llm import (
+    StrictModel,
+    bounded_timeout,
+    data_block,
+    failure_reason,
+    openai_client,
+    reply_json,
+    strict_schema,
+)
 from baton.contract.activities import Judge
 from baton.contract.messages import Intent, Topic
 from baton.contract.scoring import JudgeRequest, JudgeResult, MessageScores
@@ -137,23 +144,7 @@ def _tokens(completion: Any, fallback: int) -> int:
 
 
 def _parse(completion: Any) -> JudgementOut:
-    choices = getattr(completion, "choices", None)
-    if not choices:
-        raise JudgeFailure("empty choices")
-    choice = choices[0]
-    message = choice.message
-    if getattr(message, "refusal", None):
-        raise JudgeFailure("the model refused")
-    content = (message.content or "").strip()
-    if not content:
-        raise JudgeFailure(f"empty content (finish_reason {choice.finish_reason})")
-    if content.startswith("```"):
-        content = content.strip("`").removeprefix("json").strip()
-    try:
-        raw = json.loads(content)
-    except ValueError:
-        truncated = " (truncated at max_tokens)" if choice.finish_reason == "length" else ""
-        raise JudgeFailure(f"reply is not JSON{truncated}") from None
+    raw = reply_json(completion, JudgeFailure)
     try:
         return JudgementOut.model_validate(raw)
     except ValidationError as exc:

@@ -72,3 +72,26 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, openai.APIConnectionError):
         return "connection error"
     return type(exc).__name__
+
+
+def reply_json(completion: Any, failure: type[Exception]) -> Any:
+    """The JSON a chat completion answered with; `failure` names what is wrong (no choice, a refusal,
+    empty or non-JSON content), never echoing the body."""
+    choices = getattr(completion, "choices", None)
+    if not choices:
+        raise failure("empty choices")
+    choice = choices[0]
+    message = choice.message
+    if getattr(message, "refusal", None):
+        raise failure("the model refused")
+    content = (message.content or "").strip()
+    if not content:
+        raise failure(f"empty content (finish_reason {choice.finish_reason})")
+    if content.startswith("```"):
+        # Some servers fence JSON even in structured-output mode.
+        content = content.strip("`").removeprefix("json").strip()
+    try:
+        return json.loads(content)
+    except ValueError:
+        truncated = " (truncated at max_tokens)" if choice.finish_reason == "length" else ""
+        raise failure(f"reply is not JSON{truncated}") from None
