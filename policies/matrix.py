@@ -177,7 +177,8 @@ def _hours_section(policy: Policy, markdown: bool) -> list[str]:
 def _surge_and_cooling_section(policy: Policy) -> list[str]:
     surge, cooling = policy.surge, policy.cooling
     return [
-        "Surge (general incident questions stay with the bot; account-specific ones still reach a person):",
+        "Surge (general incident questions stay with the bot; account-specific ones and requests for a person "
+        "still reach one):",
         f"- starts at {surge.queue_depth} conversations waiting or {surge.escalations_per_hour} escalations per hour",
         f"- incident terms: {', '.join(surge.incident_terms) or 'none'}",
         f"- wait estimates x{surge.wait_factor:g}",

@@ -11,8 +11,16 @@ ACCOUNT_SPECIFIC = frozenset(
 )
 
 
+def asks_for_a_person(signals: Signals | None) -> bool:
+    """The customer asked for a person: never deflected by surge mode, whatever else the message says."""
+    return signals is not None and Intent.HUMAN_REQUEST in signals.intents
+
+
 def is_incident_question(policy: Policy, text: str, signals: Signals | None) -> bool:
-    """A general question about the incident: mentions it, and asks nothing about the customer's own account."""
+    """A general question about the incident: mentions it, and asks nothing about the customer's own account.
+
+    A message that also asks for a person is still an incident question by its words; the workflow
+    lets `asks_for_a_person` win (conversations recorded before that rule replay as they ran)."""
     lowered = text.lower()
     if not any(term in lowered for term in policy.surge.incident_terms):
         return False

@@ -194,7 +194,7 @@ async def test_declared_incident_keeps_incident_questions_with_the_bot(
         status = await baton.declare_incident(client, task_queue, Incident(description="Login outage in the EU"))
         assert status.surge and status.reason == "incident"
         general = await baton.send_message(
-            client, task_queue, start(), msg("m1", "Is the service down? Nothing is loading, get me a human")
+            client, task_queue, start(), msg("m1", "Is the service down? Nothing is loading for anyone")
         )
         assert general.action == "continue" and general.surge
         assert "Login outage in the EU" in general.customer_text
@@ -210,6 +210,31 @@ async def test_declared_incident_keeps_incident_questions_with_the_bot(
             client, task_queue, start(), msg("m1", "Is the service down? Nothing is loading, get me a human")
         )
         assert after.action == "escalate" and after.urgency == "immediate"
+
+
+async def test_a_request_for_a_person_during_an_incident_reaches_a_person(
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
+) -> None:
+    """An incident's words do not deflect an explicit request for a person, and the Decision's phase is the
+    workflow's phase, for the deflected question and the escalation alike."""
+    client = env.client
+    async with build_worker(client, make_settings(task_queue, receiver, policy=_always_open())):
+        await baton.declare_incident(client, task_queue, Incident(description="CSV exports failing"))
+        try:
+            kept, person = start(), start()
+            general = await baton.send_message(client, task_queue, kept, msg("m1", "Is the export down for everyone?"))
+            assert general.action == "continue" and general.surge and not general.triggers
+            assert general.phase == (await baton.get_state(client, kept.conversation_id)).phase == "bot"
+
+            text = "The CSV export is not working for my account. I want to talk to a human."
+            decision = await baton.send_message(client, task_queue, person, msg("m1", text))
+            assert decision.action == "escalate" and decision.urgency == "immediate" and not decision.surge
+            assert "explicit_human_request" in [t.id for t in decision.triggers]
+            state = await baton.get_state(client, person.conversation_id)
+            assert decision.phase == state.phase == "escalated"
+            assert state.escalation is not None and state.escalation.surge  # escalated during the surge, said so
+        finally:
+            await baton.end_incident(client, task_queue)
 
 
 async def test_surge_by_queue_depth_starts_and_ends_with_the_queue(

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from baton.policies.engine import Assessment, assess
     from baton.policies.schema import Policy
-    from baton.policies.surge import incident_text, is_incident_question
+    from baton.policies.surge import asks_for_a_person, incident_text, is_incident_question
     from baton.workflows.conversation import builders
     from baton.workflows.conversation.effects import Effects
     from baton.workflows.conversation.handoff import HandoffRun
@@ -52,6 +52,9 @@ with workflow.unsafe.imports_passed_through():
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
 LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
+# Conversations recorded before this marker let surge mode keep an incident question with the bot even
+# when it also asked for a person; they replay that way.
+PERSON_BEATS_SURGE_PATCH = "person-request-beats-surge"
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,8 @@ class ConversationWorkflow:
     async def _with_the_bot(self, message: MessageIn, assessment: Assessment) -> Outcome:
         policy, handoff = self._ready.policy, self._ready.handoff
         incident_question = is_incident_question(policy, message.text, assessment.signals)
+        if incident_question and asks_for_a_person(assessment.signals) and workflow.patched(PERSON_BEATS_SURGE_PATCH):
+            incident_question = False  # "... not working. I want to talk to a human." goes to a human
         if assessment.urgency is None and not incident_question:
             return Outcome(action="continue")
         # Asked only for escalations and incident questions, so ordinary messages pay nothing for it.
