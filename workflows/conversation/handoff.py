@@ -36,7 +36,7 @@ from baton.policies.hours import format_callback, is_open, next_opening
 from baton.policies.routing import choose_queue, segment_rank
 from baton.policies.schema import Policy
 from baton.policies.wording import async_escalation_text, escalation_text, transfer_reason, waiting_text
-from baton.workflows.conversation import builders
+from baton.workflows.conversation import builders, metrics
 from baton.workflows.conversation.effects import Effects
 from baton.workflows.conversation.ladder import Step, StepKind, next_step
 
@@ -80,6 +80,7 @@ class HandoffRun:
         )
         state.escalation = escalation
         state.phase = Phase.ESCALATED
+        metrics.count_escalation(escalation, segment)
         hours = policy.hours.for_queue(queue) if policy.hours else None
         if escalation.async_channel:
             text = async_escalation_text(policy, escalation.urgency, escalation.triggers)
@@ -271,6 +272,7 @@ class HandoffRun:
         elif step.kind == StepKind.PAGE:
             await self._effects.run(Delivery.page_on_call, self._page("trigger"), "Page on-call")
             escalation.paged = True
+        metrics.count_ladder_step(step.kind.value, escalation)
         return True
 
     def _page(self, action: str) -> PageRequest:
@@ -287,6 +289,7 @@ class HandoffRun:
         """The first pickup: record it, leave the queue, resolve any page, tell the customer who joined."""
         picked_up_at = escalation.picked_up_at or workflow.now()
         cid = self._state.start.conversation_id
+        metrics.observe_pickup(escalation, builders.segment_of(self._state), picked_up_at - escalation.at)
         self._effects.in_background(
             Records.record_pickup, builders.pickup_record(self._state, escalation, picked_up_at)
         )

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.policies.engine import Assessment, assess
     from baton.policies.schema import Policy
     from baton.policies.surge import asks_for_a_person, incident_text, is_incident_question
-    from baton.workflows.conversation import builders
+    from baton.workflows.conversation import builders, metrics
     from baton.workflows.conversation.effects import Effects
     from baton.workflows.conversation.handoff import HandoffRun
     from baton.workflows.conversation.ladder import Step
@@ -186,6 +186,7 @@ class ConversationWorkflow:
                 self._effects.append(message.message_id, "bot", message.text)
                 decision = Decision(message_id=message.message_id, action="continue", phase=self._state.phase)
             self._state.decisions[message.message_id] = decision
+            metrics.count_decision(message.role, decision)
             self._publish()
             return decision
 
