@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Read the conversations started in [--since, --until) from Temporal (visibility, then each one's "
             "`state` query, answered by the running Baton worker) and write them as replay JSONL, one line per "
             "conversation sorted by start time. Only what the customer and the bot said is kept. Labels come "
-            "from the agents' dispositions: escalate=true when any escalation was judged necessary (with its "
+            "from the newest review label of each escalation (`baton review label`, read from the store) or "
+            "else the agent's disposition: escalate=true when any escalation was judged necessary (with its "
             "urgency); false when every escalation was judged unnecessary, or when the conversation never "
             "escalated and was closed without an abandonment reason or ended with the customer saying it was "
             "solved; unlabelled otherwise."
@@ -324,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-open",
         action="store_true",
         help="also export conversations still running (labelled only from dispositions)",
+    )
+    export.add_argument(
+        "--database-url", default=None, help="the store with the review labels (default: BATON_DATABASE_URL)"
     )
     export.set_defaults(func=_export)
 

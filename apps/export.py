@@ -26,8 +26,12 @@ What a line holds
     first message's time; `source` names the workflow id and run id read.
 
 The label rule
-    - `escalate: true` when any escalation's disposition says it was
-      necessary; `urgency` is that (first necessary) escalation's urgency.
+    An escalation's verdict is the newest review label recorded for it
+    (`baton review label ID --necessary yes|no`, read from the store) and,
+    without one, the agent's disposition given at resolution: the same
+    verdict `baton report` counts.
+    - `escalate: true` when any escalation's verdict says it was necessary;
+      `urgency` is that (first necessary) escalation's urgency.
     - `escalate: false` when the conversation escalated and every escalation
       was judged unnecessary.
     - `escalate: false` when the conversation never escalated, is over, and
@@ -43,7 +47,9 @@ The label rule
 
 Dates are YYYY-MM-DD (midnight) or ISO datetimes; without a zone they are UTC.
 Exit status: 0 done (skips are listed), 1 conversations were found but none
-could be read, 2 bad arguments or Temporal unreachable.
+could be read, 2 bad arguments, Temporal unreachable or the store unreadable
+(a store that was never created has no review labels: the export says so and
+goes on).
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ import os
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +77,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps.output import unwritable, write_failed
+from baton.apps.report.loading import ReportError
 from baton.contract.messages import ConversationState, Escalation, Intent
 from baton.contract.records import ABANDONED_REASONS
 
@@ -79,6 +87,11 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 CONCURRENCY = 16
 EXPORTED_ROLES = ("customer", "bot")
 RUNNING = " AND ExecutionStatus = 'Running'"
+WORKFLOW_ID_PREFIX = "conversation-"
+
+# Review verdicts by escalation id ("<conversation_id>:<message_id>"), for the conversations named.
+Reviews = Mapping[str, bool]
+ReviewSource = Callable[[list[str]], Awaitable[Reviews]]
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -113,14 +126,21 @@ def escalations(state: ConversationState) -> list[Escalation]:
     return [*state.past_escalations, *([state.escalation] if state.escalation else [])]
 
 
-def label_for(state: ConversationState, *, running: bool) -> dict[str, Any] | None:
+def escalation_id(state: ConversationState, escalation: Escalation) -> str:
+    """The store's id of an escalation (store/models.py), which review labels refer to."""
+    return f"{state.start.conversation_id}:{escalation.message_id}"
+
+
+def label_for(state: ConversationState, *, running: bool, reviews: Reviews | None = None) -> dict[str, Any] | None:
     """The label by the rule in this module's docstring; None leaves the conversation unlabelled."""
     all_escalations = escalations(state)
-    necessary = [e for e in all_escalations if e.necessary is True]
+    reviews = reviews or {}
+    verdicts = [reviews.get(escalation_id(state, e), e.necessary) for e in all_escalations]
+    necessary = [e for e, verdict in zip(all_escalations, verdicts, strict=True) if verdict is True]
     if necessary:
         return {"escalate": True, "urgency": necessary[0].urgency}
     if all_escalations:
-        if all(e.necessary is False for e in all_escalations):
+        if all(verdict is False for verdict in verdicts):
             return {"escalate": False}
         return None  # escalated, never disposed
     if running:
@@ -134,7 +154,9 @@ def label_for(state: ConversationState, *, running: bool) -> dict[str, Any] | No
     return None
 
 
-def transcript_line(state: ConversationState, workflow_id: str, run_id: str, *, running: bool) -> dict[str, Any]:
+def transcript_line(
+    state: ConversationState, workflow_id: str, run_id: str, *, running: bool, reviews: Reviews | None = None
+) -> dict[str, Any]:
     """One replay line; raises ValueError when the conversation has nothing to replay."""
     messages = [
         {"role": m.role, "text": m.text, "at": _iso(m.at)} for m in state.transcript if m.role in EXPORTED_ROLES
@@ -149,7 +171,7 @@ def transcript_line(state: ConversationState, workflow_id: str, run_id: str, *, 
         "started_at": messages[0]["at"],
         "messages": messages,
     }
-    label = label_for(state, running=running)
+    label = label_for(state, running=running, reviews=reviews)
     if label is not None:
         line["label"] = label
     line["source"] = {"workflow_id": workflow_id, "run_id": run_id}
@@ -213,7 +235,9 @@ async def _list(client: Client, query: str) -> list[WorkflowExecution]:
         raise TemporalUnavailableError(f"listing conversations failed: {err}") from err
 
 
-async def _read(client: Client, candidate: _Candidate, include_open: bool, query_timeout: timedelta) -> dict[str, Any]:
+async def _read(
+    client: Client, candidate: _Candidate, include_open: bool, query_timeout: timedelta, reviews: Reviews
+) -> dict[str, Any]:
     """Describe the latest run, then query its state for the line."""
     try:
         description = await client.get_workflow_handle(candidate.workflow_id).describe()
@@ -238,7 +262,7 @@ async def _read(client: Client, candidate: _Candidate, include_open: bool, query
         # e.g. the worker's code can no longer replay this history
         raise _SkipError(f"state query failed: {err}") from err
     try:
-        return transcript_line(state, candidate.workflow_id, run_id, running=running)
+        return transcript_line(state, candidate.workflow_id, run_id, running=running, reviews=reviews)
     except ValueError as err:
         raise _SkipError(str(err)) from err
 
@@ -251,8 +275,10 @@ async def export_conversations(
     include_open: bool = False,
     query_timeout: timedelta = QUERY_TIMEOUT,
     concurrency: int = CONCURRENCY,
+    reviews: ReviewSource | None = None,
 ) -> ExportResult:
-    """Every conversation started in [since, until) as a replay line, sorted by start time."""
+    """Every conversation started in [since, until) as a replay line, sorted by start time; labelled with
+    the review verdicts `reviews` gives for the listed conversations (none when it is not given)."""
     by_id: dict[str, list[WorkflowExecution]] = {}
     for run in await _list(client, visibility_query(since, until, include_open=include_open)):
         by_id.setdefault(run.id, []).append(run)
@@ -265,6 +291,8 @@ async def export_conversations(
     for workflow_id, runs in by_id.items():
         candidate = _Candidate(workflow_id, runs)
         by_queue.setdefault(candidate.task_queue, []).append(candidate)
+    conversation_ids = [w.removeprefix(WORKFLOW_ID_PREFIX) for w in sorted(by_id)]
+    verdicts = await reviews(conversation_ids) if reviews is not None and conversation_ids else {}
 
     result = ExportResult()
     semaphore = asyncio.Semaphore(concurrency)
@@ -274,7 +302,7 @@ async def export_conversations(
         """'answered', 'timeout', or 'not queried'."""
         async with semaphore:
             try:
-                result.lines.append(await _read(client, candidate, include_open, query_timeout))
+                result.lines.append(await _read(client, candidate, include_open, query_timeout, verdicts))
             except _NotInWindowError:
                 return "not queried"
             except _OpenError:
@@ -353,7 +381,34 @@ def summarize(result: ExportResult, target: str, since: datetime, until: datetim
     return "\n".join(lines)
 
 
-async def _connect_and_export(since: datetime, until: datetime, include_open: bool) -> ExportResult:
+class StoreUnreadableError(Exception):
+    """The store holding the review labels exists but cannot be read."""
+
+
+def store_reviews(database_url: str, notes: list[str]) -> ReviewSource:
+    """Review verdicts from the store at `database_url`. A store never created holds no labels: that is
+    noted in `notes`, not an error; any other problem is (a label silently ignored is a wrong label)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from baton.apps.review import newest_verdicts
+
+    async def read(conversation_ids: list[str]) -> Reviews:
+        try:
+            return await newest_verdicts(database_url, conversation_ids)
+        except ReportError as err:
+            if str(err).startswith("no store at"):
+                notes.append(f"review labels not applied: {err}")
+                return {}
+            raise StoreUnreadableError(f"cannot read review labels: {err}") from err
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnreadableError(f"cannot read review labels: {type(err).__name__}: {err}") from err
+
+    return read
+
+
+async def _connect_and_export(
+    since: datetime, until: datetime, include_open: bool, database_url: str | None, notes: list[str]
+) -> ExportResult:
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     from baton.settings import get_settings
@@ -376,7 +431,13 @@ async def _connect_and_export(since: datetime, until: datetime, include_open: bo
     except (RuntimeError, RPCError, OSError) as err:
         raise TemporalUnavailableError(f"cannot reach Temporal at {where}: {err}") from err
     try:
-        return await export_conversations(client, since, until, include_open=include_open)
+        return await export_conversations(
+            client,
+            since,
+            until,
+            include_open=include_open,
+            reviews=store_reviews(database_url or settings.database_url, notes),
+        )
     except TemporalUnavailableError as err:
         raise TemporalUnavailableError(f"{err} (Temporal at {where})") from err
 
@@ -399,9 +460,12 @@ def run_export_command(args: argparse.Namespace) -> int:
     if problem:
         print(f"export: {problem}", file=sys.stderr)
         return 2
+    notes: list[str] = []
     try:
-        result = asyncio.run(_connect_and_export(since, until, args.include_open))
-    except TemporalUnavailableError as err:
+        result = asyncio.run(
+            _connect_and_export(since, until, args.include_open, getattr(args, "database_url", None), notes)
+        )
+    except (TemporalUnavailableError, StoreUnreadableError) as err:
         print(f"export: {err}", file=sys.stderr)
         return 2
     try:
@@ -410,4 +474,6 @@ def run_export_command(args: argparse.Namespace) -> int:
         print(f"export: {write_failed(target, err)}", file=sys.stderr)
         return 2
     print(summarize(result, str(target), since, until), file=sys.stderr)
+    for note in notes:
+        print(f"export: {note}", file=sys.stderr)
     return 1 if result.skipped and not result.lines else 0

@@ -136,6 +136,26 @@ async def label(
         return escalation.necessary
 
 
+async def newest_verdicts(url: str, conversation_ids: list[str]) -> dict[str, bool]:
+    """The newest review label of each escalation of these conversations, by escalation id. Raises ReportError."""
+    from sqlalchemy import select
+
+    from baton.store.models import Escalation, ReviewLabel
+
+    verdicts: dict[str, bool] = {}
+    async with store_session(url) as session:
+        for chunk in (conversation_ids[i : i + 500] for i in range(0, len(conversation_ids), 500)):
+            rows = await session.execute(
+                select(ReviewLabel.escalation_id, ReviewLabel.necessary)
+                .join(Escalation, ReviewLabel.escalation_id == Escalation.id)
+                .where(Escalation.conversation_id.in_(chunk))
+                .order_by(ReviewLabel.labelled_at, ReviewLabel.reviewer)
+            )
+            for escalation_id, necessary in rows:  # oldest first: the newest label wins, as in the report
+                verdicts[escalation_id] = necessary
+    return verdicts
+
+
 # --- output -------------------------------------------------------------------------------------------
 
 

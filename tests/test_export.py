@@ -357,6 +357,60 @@ async def test_cli_export_then_replay_reproduces_the_decisions(world: World, tmp
     assert "against labels (4)" in replay.stderr
 
 
+async def test_cli_export_honours_review_labels(world: World, tmp_path: Path) -> None:
+    """A reviewer's verdict (`baton review label`, in the store) overrides the agent's disposition in the export,
+    as in the report: through the real CLI, the worker's own records and the store."""
+    client, prefix = world.client, f"rev{uuid.uuid4().hex[:8]}"
+    settings = Settings(task_queue=f"export-review-{uuid.uuid4().hex[:8]}")
+    drive = Driver(client, settings.task_queue, prefix)
+    async with build_worker(client, settings):
+        since = await _pause()
+        escalated: dict[str, str] = {}  # name -> escalation id
+        for name, necessary in (("overruled", True), ("confirmed", False), ("unjudged", None)):
+            start = drive.start(name, tier="mid_market", mrr=1500)
+            await drive.say(start, "customer", "Where do I change my billing email?")
+            await drive.say(start, "bot", "Open Settings > Billing and edit the email there.")
+            assert await drive.say(start, "customer", "I want to talk to a human please") == "escalate"
+            state = await get_state(client, start.conversation_id)
+            assert state.escalation is not None
+            escalated[name] = f"{start.conversation_id}:{state.escalation.message_id}"
+            if necessary is not None:
+                await drive.pickup(start, "agent-9")
+                await drive.resolve(start, "agent-9", necessary=necessary)
+            await drive.finish(start, "resolved" if necessary is not None else "customer_left")
+        until = await _pause()
+        await wait_for_visibility(client, prefix, {f"{prefix}-{n}" for n in escalated}, set())
+
+        verdicts = {"overruled": "no", "confirmed": "yes", "unjudged": "no"}
+        for name, verdict in verdicts.items():
+            labelled = await run_cli(world, "review", "label", escalated[name], "--necessary", verdict)
+            assert labelled.returncode == 0, labelled.stderr
+        # A later verdict by another reviewer wins over an earlier one.
+        await run_cli(world, "review", "label", escalated["unjudged"], "--necessary", "yes", "--reviewer", "kim")
+
+        out = tmp_path / "reviewed.jsonl"
+        result = await run_cli(world, "export", "--since", iso(since), "--until", iso(until), str(out))
+        assert result.returncode == 0, result.stderr
+        lines = {
+            line["conversation_id"].removeprefix(f"{prefix}-"): line
+            for line in map(json.loads, out.read_text().splitlines())
+            if line["conversation_id"].startswith(prefix)
+        }
+        assert lines["overruled"]["label"] == {"escalate": False}  # the agent said yes, the review no
+        assert lines["confirmed"]["label"] == {"escalate": True, "urgency": "immediate"}
+        assert lines["unjudged"]["label"] == {"escalate": True, "urgency": "immediate"}  # kim's newer label
+
+        # A store that was never created has no labels: the export says so and uses the dispositions.
+        missing = f"sqlite+aiosqlite:///{tmp_path / 'never-created.db'}"
+        result = await run_cli(
+            world, "export", "--since", iso(since), "--until", iso(until), str(out), "--database-url", missing
+        )
+        assert result.returncode == 0, result.stderr
+        assert "review labels not applied: no store at" in result.stderr
+        unreviewed = {json.loads(line)["conversation_id"]: json.loads(line) for line in out.read_text().splitlines()}
+        assert unreviewed[f"{prefix}-overruled"]["label"] == {"escalate": True, "urgency": "immediate"}
+
+
 async def test_cli_refuses_bad_dates_and_an_unreachable_server(world: World, tmp_path: Path) -> None:
     out = str(tmp_path / "x.jsonl")
     bad = await run_cli(world, "export", "--since", "last month", out)
@@ -406,6 +460,16 @@ def test_label_from_dispositions(dispositions: list[bool | None], expected: dict
     state.past_escalations, state.escalation = all_escalations[:-1], all_escalations[-1]
     assert label_for(state, running=False) == expected
     assert label_for(state, running=True) == expected  # a disposition is a disposition
+
+
+def test_a_review_label_overrides_the_disposition() -> None:
+    state = conversation(("customer", "help"))
+    state.escalation = escalation(True, "immediate")
+    assert label_for(state, running=False) == {"escalate": True, "urgency": "immediate"}
+    assert label_for(state, running=False, reviews={"c1:m0": False}) == {"escalate": False}
+    assert label_for(state, running=False, reviews={"other:m0": False}) == {"escalate": True, "urgency": "immediate"}
+    state.escalation = escalation(None)
+    assert label_for(state, running=True, reviews={"c1:m0": True}) == {"escalate": True, "urgency": "queued"}
 
 
 def test_label_without_escalation() -> None:
