@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from baton.activities import paging, webhooks
+from baton.activities import metrics, paging, webhooks
 from baton.activities.http_errors import (
     REASON_CHARS,
     SEND_ERRORS,
@@ -101,8 +101,11 @@ class DeliveryActivities(Delivery):
         key = f"{page.dedup_key}:{page.action}"
         senders = self._pagers(page, key)
         if not senders:
-            return self._not_configured(paging.NOT_CONFIGURED, webhooks.EVENT_PAGE, key, page.conversation_id)
-        return await paging.page_all(page, senders, self._pager_ledger)
+            result = self._not_configured(paging.NOT_CONFIGURED, webhooks.EVENT_PAGE, key, page.conversation_id)
+        else:
+            result = await paging.page_all(page, senders, self._pager_ledger)
+        metrics.page(page.action, result.delivered)
+        return result
 
     def _pagers(self, page: PageRequest, key: str) -> dict[str, paging.Sender]:
         """The configured pagers, each a coroutine that returns the status it got or raises ApplicationError."""

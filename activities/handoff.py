@@ -24,6 +24,7 @@ from pydantic import Field, ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.activities import metrics
 from baton.activities.llm import (
     StrictModel,
     bounded_timeout,
@@ -32,6 +33,7 @@ from baton.activities.llm import (
     openai_client,
     reply_json,
     strict_schema,
+    total_tokens,
 )
 from baton.contract.activities import Handoff
 from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
@@ -47,6 +49,7 @@ MAX_PROMPT_MESSAGES = 40
 HEAD_MESSAGES = 4
 MAX_PROMPT_MESSAGE_CHARS = 1500
 FAILURE_TYPE = "HandoffNoteFailed"
+PURPOSE = "handoff_note"  # the LLM series' purpose label
 
 SYSTEM_PROMPT = """\
 You write handoff notes for human customer-support agents who are taking over a conversation from a support bot. \
@@ -206,7 +209,8 @@ class HandoffActivities(Handoff):
             last = min(last, info.retry_policy.maximum_attempts)
         return info.attempt, last
 
-    async def _ask(self, request: NoteRequest) -> HandoffNote:
+    async def _ask(self, request: NoteRequest) -> tuple[HandoffNote, int]:
+        """The model's note and the tokens the call spent."""
         assert self._client is not None
         completion = await self._client.chat.completions.create(
             model=self._settings.llm_model,
@@ -218,29 +222,34 @@ class HandoffActivities(Handoff):
         )
         # Facts come from Baton, not from the model: a customer's claim ("I'm enterprise") written
         # into the transcript must never reach the agent dressed as CRM data or as a trigger.
-        return _parse(completion).model_copy(
+        note = _parse(completion).model_copy(
             update={"account": account_line(request), "triggers": trigger_lines(request.triggers)}
         )
+        return note, total_tokens(completion)
 
     @activity.defn(name="write_handoff_note")
     async def write_handoff_note(self, request: NoteRequest) -> HandoffNote:
         """The agent's handoff note: from the LLM, or the rule-based note when it cannot write one."""
         if self._client is None:
             log.info("handoff_note", conversation_id=request.conversation_id, outcome="fallback", reason="no_endpoint")
+            metrics.llm_fallback(PURPOSE, "no_endpoint")
             return fallback_note(request, "no LLM endpoint configured")
         attempt, last = self._attempts()
         started = time.monotonic()
         fields = {"conversation_id": request.conversation_id, "attempt": attempt, "model": self._settings.llm_model}
         try:
-            note = await self._ask(request)
+            note, tokens = await self._ask(request)
         except Exception as exc:
             reason = _failure_reason(exc)
             latency_ms = round((time.monotonic() - started) * 1000)
+            metrics.llm_call(PURPOSE, "failed", time.monotonic() - started)
             if attempt < last:
                 log.warning("handoff_note", **fields, outcome="retry", reason=reason, latency_ms=latency_ms)
                 raise ApplicationError(f"handoff note from the LLM failed: {reason}", type=FAILURE_TYPE) from None
             log.warning("handoff_note", **fields, outcome="fallback", reason=reason, latency_ms=latency_ms)
+            metrics.llm_fallback(PURPOSE, "failed")
             return fallback_note(request, f"LLM failed on attempt {attempt}: {reason}")
+        metrics.llm_call(PURPOSE, "ok", time.monotonic() - started, tokens)
         latency_ms = round((time.monotonic() - started) * 1000)
         log.info("handoff_note", **fields, outcome="llm", latency_ms=latency_ms)
         return note

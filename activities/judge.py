@@ -22,6 +22,7 @@ import openai
 from pydantic import Field, ValidationError
 from temporalio import activity
 
+from baton.activities import metrics
 from baton.activities.llm import (
     StrictModel,
     bounded_timeout,
@@ -43,6 +44,7 @@ log = get_logger(__name__)
 MAX_PROMPT_TEXT_CHARS = 4000
 MAX_REASON_CHARS = 200
 SCHEMA_NAME = "message_judgement"
+PURPOSE = "judge"  # the LLM series' purpose label
 
 SYSTEM_PROMPT = """\
 You label one message a customer wrote to a customer-support bot. An automatic classifier was unsure \
@@ -182,9 +184,11 @@ class JudgeActivities(Judge):
         fields = {"conversation_id": request.conversation_id, "message_id": request.message_id}
         if self._client is None:
             log.info("llm_judge", **fields, outcome="skipped", reason="no_endpoint")
+            metrics.llm_fallback(PURPOSE, "no_endpoint")
             return JudgeResult(scores=request.scores, failure="no LLM endpoint configured")
         if request.tokens_used + request.max_tokens > request.token_budget:
             log.info("llm_judge", **fields, outcome="skipped", reason="over_budget")
+            metrics.llm_fallback(PURPOSE, "over_budget")
             spend = f"{request.tokens_used} used + {request.max_tokens} > {request.token_budget}"
             return JudgeResult(scores=request.scores, failure=f"over the token budget: {spend}")
         fields["model"] = self._settings.llm_model
@@ -205,8 +209,11 @@ class JudgeActivities(Judge):
             failure = str(exc) if isinstance(exc, JudgeFailure) else failure_reason(exc)
             latency_ms = round((time.monotonic() - started) * 1000)
             log.warning("llm_judge", **fields, outcome="failed", reason=failure, tokens=tokens, latency_ms=latency_ms)
+            metrics.llm_call(PURPOSE, "failed", time.monotonic() - started, tokens)
+            metrics.llm_fallback(PURPOSE, "failed")
             return JudgeResult(scores=request.scores, tokens=tokens, failure=failure)
         scores = judged_scores(request.scores, judgement)
         latency_ms = round((time.monotonic() - started) * 1000)
         log.info("llm_judge", **fields, outcome="judged", tokens=tokens, latency_ms=latency_ms)
+        metrics.llm_call(PURPOSE, "ok", time.monotonic() - started, tokens)
         return JudgeResult(scores=scores, tokens=tokens, judged=True, reason=scores.reason)

@@ -63,6 +63,12 @@ def data_block(tag: str, value: Any) -> str:
     return f"<{tag}>\n{encoded}\n</{tag}>"
 
 
+def total_tokens(completion: Any, default: int = 0) -> int:
+    """Tokens a call spent, from the response's usage; `default` when the server reports none."""
+    total = getattr(getattr(completion, "usage", None), "total_tokens", None)
+    return total if isinstance(total, int) and total >= 0 else default
+
+
 def failure_reason(exc: BaseException) -> str:
     """A short reason naming the failure, never echoing the response body."""
     if isinstance(exc, openai.APITimeoutError):

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.activities import metrics
 from baton.contract.activities import Records
 from baton.contract.records import (
     ConversationEndRecord,
@@ -47,12 +48,16 @@ class RecordActivities(Records):
             async with self._sessions.begin() as session:
                 await write(session, record)
         except (IntegrityError, DataError) as err:
-            log.error(f"{event}_rejected", error_type=type(err.orig or err).__name__, **ids)
+            error = type(err.orig or err).__name__
+            metrics.store_write_failure(event.removesuffix("_recorded"), error)
+            log.error(f"{event}_rejected", error_type=error, **ids)
             raise ApplicationError(
-                f"the store rejected the record: {type(err.orig or err).__name__}",
-                type="RecordRejected",
-                non_retryable=True,
+                f"the store rejected the record: {error}", type="RecordRejected", non_retryable=True
             ) from err
+        except Exception as err:
+            # Every failed attempt counts, also those Temporal retries (a database down): alert on the rate.
+            metrics.store_write_failure(event.removesuffix("_recorded"), type(err).__name__)
+            raise
         log.info(event, attempt=activity.info().attempt, **ids)
 
     @activity.defn(name="record_conversation_start")
