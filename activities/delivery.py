@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from baton.activities import metrics, paging, webhooks
+from baton.activities import chatwoot, metrics, paging, webhooks
 from baton.activities.http_errors import (
     REASON_CHARS,
     SEND_ERRORS,
@@ -36,6 +36,7 @@ from baton.activities.http_errors import (
     unavailable,
 )
 from baton.contract.activities import Delivery
+from baton.contract.chatwoot import is_chatwoot
 from baton.contract.messages import DeliveryResult, HelpdeskTicket, OutboundMessage, PageRequest
 from baton.logging import get_logger
 from baton.settings import Settings
@@ -54,9 +55,15 @@ class DeliveryActivities(Delivery):
         self._owns_http = http is None
         self._warned_unsigned = False
         self._pager_ledger = paging.PagerLedger()
+        self._chatwoot: chatwoot.ChatwootApi | None = None
 
     @activity.defn(name="deliver_to_customer")
     async def deliver_to_customer(self, message: OutboundMessage) -> DeliveryResult:
+        if is_chatwoot(message.conversation_id) and self._settings.chatwoot_base_url:
+            # A Chatwoot conversation hears Baton in Chatwoot itself (docs/chatwoot.md), not through the webhook.
+            if self._chatwoot is None:
+                self._chatwoot = chatwoot.ChatwootApi(self._settings, self._http)
+            return await chatwoot.deliver(self._chatwoot, message)
         url = self._settings.delivery_webhooks.get(message.channel) or self._settings.delivery_webhook_url
         if not url:
             return self._not_configured(
@@ -98,7 +105,7 @@ class DeliveryActivities(Delivery):
     @activity.defn(name="page_on_call")
     async def page_on_call(self, page: PageRequest) -> DeliveryResult:
         """Page every configured pager; delivered when at least one accepted (see paging.page_all)."""
-        key = f"{page.dedup_key}:{page.action}"
+        key = paging.page_key(page)
         senders = self._pagers(page, key)
         if not senders:
             result = self._not_configured(paging.NOT_CONFIGURED, webhooks.EVENT_PAGE, key, page.conversation_id)
@@ -136,6 +143,9 @@ class DeliveryActivities(Delivery):
         if self._owns_http and self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self._chatwoot is not None and self._owns_http:
+            await self._chatwoot.aclose()
+            self._chatwoot = None
 
     # --- the one place that talks HTTP ------------------------------------------------------------
 

@@ -59,6 +59,23 @@ class Settings(BaseSettings):
     oncall_webhook_url: str | None = None
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Chatwoot (docs/chatwoot.md): the gateway's /chatwoot/events route is mounted when the account id is set.
+    chatwoot_base_url: str | None = Field(default=None, description="Chatwoot's URL, e.g. https://chat.example.com")
+    chatwoot_api_token: SecretStr | None = Field(default=None, description="An agent's access token (api_access_token)")
+    chatwoot_account_id: int | None = Field(default=None, ge=1, description="The Chatwoot account Baton serves")
+    chatwoot_webhook_secret: SecretStr | None = Field(
+        default=None, description="The webhook's (or agent bot's) secret: X-Chatwoot-Signature is checked with it"
+    )
+    chatwoot_teams: dict[str, int] = Field(default_factory=dict, description="Baton queue -> Chatwoot team id")
+    chatwoot_bot_url: str | None = Field(
+        default=None, description="Bot endpoint Baton forwards messages to; unset: an agent bot in Chatwoot replies"
+    )
+    chatwoot_bot_token: SecretStr | None = Field(default=None, description="Sent to the bot endpoint as a Bearer token")
+    chatwoot_unneeded_label: str = Field(
+        default="escalation-not-needed", description="An agent adds it before resolving: the escalation was not needed"
+    )
+    chatwoot_timeout_seconds: float = Field(default=10.0, gt=0)
+
     log_format: Literal["console", "json"] = "json"
     log_level: str = "INFO"
 

@@ -197,3 +197,10 @@ async def record_incident(session: AsyncSession, record: IncidentRecord) -> None
         own=("ended_at",),
         fill=("description", "started_at", "declared_by"),
     )
+
+
+async def record_conversation_csat(session: AsyncSession, conversation_id: str, csat: int) -> None:
+    """A customer's rating of the whole conversation, which may come after it closed (a helpdesk's survey):
+    the newest rating wins; the row is created as a stub if no stage has written it yet."""
+    values = {"conversation_id": conversation_id, "conversation_csat": csat}
+    await _upsert(session, Conversation.__table__, ["conversation_id"], values, own=("conversation_csat",))

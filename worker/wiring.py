@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from baton.activities.chatwoot import ChatwootActivities
 from baton.activities.crm import CrmAdapter, build_crm
 from baton.activities.delivery import DeliveryActivities
 from baton.activities.handoff import HandoffActivities
@@ -24,12 +25,20 @@ from baton.activities.setup import SetupActivities
 from baton.classifier.scorer import Scorer, scorer_for
 from baton.settings import Settings
 from baton.store.database import create_engine
+from baton.workflows.chatwoot import ChatwootCsatWorkflow, ChatwootReplyWorkflow
 from baton.workflows.conversation import ConversationWorkflow
 from baton.workflows.customer import CustomerWorkflow
 from baton.workflows.operations import OperationsWorkflow
 from baton.workflows.queue import QueueWorkflow
 
-WORKFLOWS = [ConversationWorkflow, QueueWorkflow, CustomerWorkflow, OperationsWorkflow]
+WORKFLOWS = [
+    ConversationWorkflow,
+    QueueWorkflow,
+    CustomerWorkflow,
+    OperationsWorkflow,
+    ChatwootReplyWorkflow,
+    ChatwootCsatWorkflow,
+]
 
 
 @lru_cache(maxsize=8)
@@ -53,6 +62,7 @@ def build_activities(
     judge = JudgeActivities(settings)
     scoring = ScoringActivities(classifier or scorer_for(settings))
     records = RecordActivities(_store_engine(settings.database_url))
+    chatwoot = ChatwootActivities(client, settings, _store_engine(settings.database_url))
     return [
         *records.all,
         setup.prepare_conversation,
@@ -69,6 +79,14 @@ def build_activities(
         handoff.write_handoff_note,
         judge.judge_message,
         scoring.score_message,
+        chatwoot.post_to_chatwoot,
+        chatwoot.ask_bot,
+        chatwoot.record_bot_reply,
+        chatwoot.chatwoot_handoff_facts,
+        chatwoot.assign_chatwoot_team,
+        chatwoot.label_chatwoot_conversation,
+        chatwoot.set_chatwoot_status,
+        chatwoot.record_chatwoot_csat,
     ]
 
 

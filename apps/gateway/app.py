@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security, status
 from fastapi.security import APIKeyHeader
 from temporalio.client import Client
 
-from baton.apps.gateway import agents, conversations, health, operations
+from baton.apps.gateway import agents, chatwoot, conversations, health, operations
 from baton.apps.gateway.models import error_responses
 from baton.classifier.scorer import Scorer, scorer_for
 from baton.logging import get_logger
@@ -59,5 +59,8 @@ def create_app(
     v1.include_router(agents.router(client, decision_timeout))
     v1.include_router(operations.router(client, settings, decision_timeout))
     app.include_router(v1)
+    if settings.chatwoot_account_id:
+        # Outside /v1: Chatwoot cannot send the API key; it signs its events (docs/chatwoot.md).
+        app.include_router(chatwoot.router(client, settings, decision_timeout, scorer))
     app.include_router(health.router)
     return app
