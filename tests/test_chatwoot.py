@@ -16,6 +16,7 @@ import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -324,8 +325,8 @@ async def eventually(check: Callable[[], Any], seconds: float = 20) -> Any:
         await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-async def stack(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Stack]:
+@asynccontextmanager
+async def running(env: WorkflowEnvironment, task_queue: str, with_bot_endpoint: bool) -> AsyncIterator[Stack]:
     fake, bot = FakeChatwoot(), FakeBot()
     async with serving(fake.app()) as chatwoot_url, serving(bot.app()) as bot_url:
         settings = Settings(
@@ -335,7 +336,7 @@ async def stack(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Stac
             chatwoot_account_id=ACCOUNT,
             chatwoot_webhook_secret=SECRET,
             chatwoot_teams=TEAMS,
-            chatwoot_bot_url=f"{bot_url}/bot",
+            chatwoot_bot_url=f"{bot_url}/bot" if with_bot_endpoint else None,
             chatwoot_bot_token="bot-token",
         )
         app = create_app(env.client, settings)
@@ -345,6 +346,20 @@ async def stack(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Stac
             httpx.AsyncClient(base_url=gateway_url, timeout=60) as http,
         ):
             yield Stack(http, fake, bot, env.client, env)
+
+
+@pytest.fixture
+async def stack(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Stack]:
+    """Baton forwards customer messages to the bot endpoint and posts its replies."""
+    async with running(env, task_queue, with_bot_endpoint=True) as running_stack:
+        yield running_stack
+
+
+@pytest.fixture
+async def agent_bot_stack(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Stack]:
+    """No bot endpoint: an Agent Bot in Chatwoot replies, Baton only decides."""
+    async with running(env, task_queue, with_bot_endpoint=False) as running_stack:
+        yield running_stack
 
 
 # --- the tests ---------------------------------------------------------------------------------------
@@ -404,6 +419,7 @@ async def test_a_chatwoot_conversation_from_bot_to_handback(stack: Stack) -> Non
         and escalation_message["content"] == state.decisions["cw-2"].customer_text
     )
     assert note["private"] is True and note["content"].startswith("**Baton handoff**")
+    assert f"Summary: {state.escalation.note.summary}" in note["content"]  # the conversation's own note
     assert "Urgency: immediate" in note["content"]
     assert fake.team[number] == TEAMS[state.escalation.queue or ""]
     trigger_ids = [t.id for t in state.decisions["cw-2"].triggers]
@@ -522,3 +538,26 @@ async def test_what_baton_does_not_act_on(stack: Stack) -> None:
     # An assignment in a conversation Baton never saw is not an error either.
     assert (await send(http, assigned_event(number, 7, "Alice"))).json()["detail"] == "not a Baton conversation"
     assert stack.chatwoot.calls == []
+
+
+async def test_with_an_agent_bot_baton_decides_and_records_the_bots_replies(agent_bot_stack: Stack) -> None:
+    stack, number = agent_bot_stack, next(_numbers)
+    cid = chatwoot.conversation_id(ACCOUNT, number)
+    answer = await send(stack.http, message_event(number, 1, "Where can I change my billing address?"))
+    assert answer.json() == {"event": "message_created", "outcome": "continue", "conversation_id": cid,
+                             "detail": "agent bot"}  # fmt: skip
+    bot = {"id": 4, "name": "Helper", "type": "agent_bot"}
+    reply = message_event(number, 2, "Go to Settings > Billing.", message_type="outgoing", sender=bot)
+    for _ in range(2):  # delivered twice, recorded once
+        assert (await send(stack.http, reply)).json()["outcome"] == "bot_reply"
+    state = await stack.state(cid)
+    assert [(e.message_id, e.role) for e in state.transcript] == [("cw-1", "customer"), ("cw-2", "bot")]
+    assert stack.chatwoot.calls == [] and stack.bot.requests == []
+
+
+async def test_v1_cannot_write_into_a_chatwoot_conversation(stack: Stack) -> None:
+    body = {"customer_id": "c-1", "message": {"message_id": "cw-1", "role": "customer", "text": "hello"}}
+    answer = await stack.http.post(f"/v1/conversations/{chatwoot.conversation_id(ACCOUNT, 9)}/messages", json=body)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["path", "conversation_id"]
+    assert (await stack.http.post("/v1/conversations/my-chatwoot-1/messages", json=body)).status_code == 200

@@ -27,11 +27,13 @@ with workflow.unsafe.imports_passed_through():
         ChatwootPost,
         ChatwootReply,
         CsatRecorded,
+        HandoffFacts,
         HandoffFactsRequest,
         LabelRequest,
         StatusRequest,
         TeamRequest,
     )
+    from baton.domain.chatwoot import decision_note, labels_for
 
 STEP_TIMEOUT = timedelta(seconds=20)
 # A message the customer should have seen minutes ago is stale; the step gives up and the failure is shown.
@@ -64,13 +66,18 @@ class ChatwootReplyWorkflow:
 
     async def _bot(self, reply: ChatwootReply) -> None:
         request = BotRequest(conversation_id=reply.baton_conversation_id, message_id=reply.message_id, text=reply.text)
-        answer = await workflow.execute_activity_method(
-            Chatwoot.ask_bot,
-            request,
-            start_to_close_timeout=BOT_TIMEOUT,
-            retry_policy=BOT_RETRY,
-            summary="Ask the bot for a reply",
-        )
+        try:
+            answer = await workflow.execute_activity_method(
+                Chatwoot.ask_bot,
+                request,
+                start_to_close_timeout=BOT_TIMEOUT,
+                retry_policy=BOT_RETRY,
+                summary="Ask the bot for a reply",
+            )
+        except ActivityError as err:
+            # The customer's message is in Chatwoot and in Baton; without the bot's answer an agent can still see it.
+            workflow.logger.warning("the bot did not answer", extra={"error": str(err.cause or err)})
+            return
         if not isinstance(answer, BotReply) or not answer.reply:
             return  # no bot endpoint: an agent bot in Chatwoot replies itself
         if await self._post(reply, "bot", answer.reply):
@@ -87,18 +94,23 @@ class ChatwootReplyWorkflow:
         decision = reply.decision
         if decision.customer_text:
             await self._post(reply, "escalation", decision.customer_text)
-        facts = await workflow.execute_activity_method(
-            Chatwoot.chatwoot_handoff_facts,
-            HandoffFactsRequest(
-                baton_conversation_id=reply.baton_conversation_id,
-                decision=decision,
-                wait_seconds=NOTE_WAIT.total_seconds(),
-            ),
-            start_to_close_timeout=NOTE_WAIT + STEP_TIMEOUT,
-            schedule_to_close_timeout=STEP_DEADLINE,
-            retry_policy=STEP_RETRY,
-            summary="Read the handoff note and queue",
-        )
+        try:
+            facts = await workflow.execute_activity_method(
+                Chatwoot.chatwoot_handoff_facts,
+                HandoffFactsRequest(
+                    baton_conversation_id=reply.baton_conversation_id,
+                    decision=decision,
+                    wait_seconds=NOTE_WAIT.total_seconds(),
+                ),
+                start_to_close_timeout=NOTE_WAIT + STEP_TIMEOUT,
+                schedule_to_close_timeout=STEP_DEADLINE,
+                retry_policy=STEP_RETRY,
+                summary="Read the handoff note and queue",
+            )
+        except ActivityError as err:
+            # The conversation could not be read: the agents still get a note, labels and the open conversation.
+            workflow.logger.warning("handoff facts unavailable", extra={"error": str(err.cause or err)})
+            facts = HandoffFacts(note=decision_note(decision), labels=labels_for(decision, None), note_ready=False)
         await self._post(reply, "note", facts.note, private=True)
         target = reply.chatwoot
         team = TeamRequest(chatwoot=target, queue=facts.queue)

@@ -62,5 +62,6 @@ def create_app(
     if settings.chatwoot_account_id:
         # Outside /v1: Chatwoot cannot send the API key; it signs its events (docs/chatwoot.md).
         app.include_router(chatwoot.router(client, settings, decision_timeout, scorer))
+        chatwoot.reserve_namespace(app)
     app.include_router(health.router)
     return app

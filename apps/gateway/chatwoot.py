@@ -19,11 +19,13 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
@@ -437,6 +439,26 @@ def _changed(payload: Mapping[str, Any], attribute: str) -> int | None:
         if value:
             return _int(value.get("current_value"))
     return None
+
+
+_V1_MESSAGES = re.compile(r"^/v1/conversations/([^/]+)/messages/?$")
+
+
+def reserve_namespace(app: FastAPI) -> None:
+    """Refuse /v1 messages to a ``chatwoot-`` conversation: those conversations and their message ids are
+    Chatwoot's, so no /v1 client can write into one or collide with its ``cw-<id>`` messages."""
+
+    @app.middleware("http")
+    async def refuse(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        found = _V1_MESSAGES.match(request.url.path)
+        if request.method == "POST" and found and chatwoot.is_chatwoot(found.group(1)):
+            problem = {
+                "loc": ["path", "conversation_id"],
+                "msg": f"'{chatwoot.CONVERSATION_PREFIX}' conversations belong to Chatwoot (POST /chatwoot/events)",
+                "type": "value_error",
+            }
+            return JSONResponse({"detail": [problem]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return await call_next(request)
 
 
 def router(client: Client, settings: Settings, decision_timeout: float, scorer: Scorer | None = None) -> APIRouter:
