@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         default=None, description="The webhook's (or agent bot's) secret: X-Chatwoot-Signature is checked with it"
     )
     chatwoot_teams: dict[str, int] = Field(default_factory=dict, description="Baton queue -> Chatwoot team id")
+    chatwoot_baton_user_id: int | None = Field(
+        default=None, description="The Chatwoot user whose token Baton uses: its messages are Baton's own echoes"
+    )
     chatwoot_bot_url: str | None = Field(
         default=None, description="Bot endpoint Baton forwards messages to; unset: an agent bot in Chatwoot replies"
     )

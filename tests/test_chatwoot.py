@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,9 +26,11 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from baton.activities.chatwoot import ChatwootApi
 from baton.apps.gateway import chatwoot as gateway_chatwoot
 from baton.apps.gateway import create_app
 from baton.contract import chatwoot
@@ -73,6 +75,7 @@ class FakeChatwoot:
     team: dict[int, int | None] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    keeps_source_id: bool = True  # older Chatwoot versions drop the field
     # (method, path ending) -> how many times to do the work and then answer 500, as if the answer were lost.
     lose_answers: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -134,7 +137,7 @@ class FakeChatwoot:
                     "content": body["content"],
                     "message_type": 1,
                     "private": body["private"],
-                    "source_id": body.get("source_id"),
+                    "source_id": body.get("source_id") if self.keeps_source_id else None,
                     "content_type": body.get("content_type", "text"),
                     "created_at": int(time.time()),
                     "conversation_id": conversation,
@@ -338,6 +341,7 @@ async def running(env: WorkflowEnvironment, task_queue: str, with_bot_endpoint: 
             chatwoot_teams=TEAMS,
             chatwoot_bot_url=f"{bot_url}/bot" if with_bot_endpoint else None,
             chatwoot_bot_token="bot-token",
+            chatwoot_baton_user_id=99,
         )
         app = create_app(env.client, settings)
         async with (
@@ -395,6 +399,8 @@ async def test_a_chatwoot_conversation_from_bot_to_handback(stack: Stack) -> Non
     echo = message_event(number, bot_reply["id"], bot_reply["content"], message_type="outgoing", sender=baton_user,
                          source_id=bot_reply["source_id"])  # fmt: skip
     assert (await send(http, echo)).json()["detail"] == "Baton's own message"
+    dropped = {**echo, "id": bot_reply["id"] + 1000, "source_id": None}  # a Chatwoot that drops source ids
+    assert (await send(http, dropped)).json()["detail"] == "Baton's own message"
     state = await stack.state(cid)
     assert [(e.message_id, e.role) for e in state.transcript] == [("cw-1", "customer"), ("cw-1:bot", "bot")]
     assert state.start.customer_id == f"chatwoot-{ACCOUNT}-55" and state.start.customer.tier == "pro"
@@ -561,3 +567,27 @@ async def test_v1_cannot_write_into_a_chatwoot_conversation(stack: Stack) -> Non
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["loc"] == ["path", "conversation_id"]
     assert (await stack.http.post("/v1/conversations/my-chatwoot-1/messages", json=body)).status_code == 200
+
+
+async def test_a_retry_finds_its_post_where_chatwoot_drops_source_ids() -> None:
+    fake = FakeChatwoot(keeps_source_id=False)
+    async with serving(fake.app()) as url:
+        api = ChatwootApi(Settings(chatwoot_base_url=url, chatwoot_api_token=TOKEN))
+        target = chatwoot.ChatwootConversation(account_id=ACCOUNT, conversation_id=7)
+        first_scheduled = datetime.now(UTC)
+        post = chatwoot.ChatwootPost(chatwoot=target, key="c:wait-update:m1:1", content="Thanks for waiting.")
+        first = await api.post_once(post, first_scheduled)
+        retry = await api.post_once(post, first_scheduled)  # the same activity's retry: same key, same schedule
+        assert first.posted and not retry.posted and retry.message == first.message
+        # The same words as a later step (its own key, scheduled later) are a new message.
+        later = chatwoot.ChatwootPost(chatwoot=target, key="c:wait-update:m1:2", content="Thanks for waiting.")
+        assert (await api.post_once(later, first_scheduled + timedelta(minutes=5))).posted
+        assert len(fake.posted(7)) == 2
+
+        wrong = ChatwootApi(Settings(chatwoot_base_url=url, chatwoot_api_token="not-the-token"))
+        with pytest.raises(ApplicationError) as refused:
+            await wrong.post_once(post, first_scheduled)
+        assert refused.value.type == "ChatwootRejected" and refused.value.non_retryable
+        assert "BATON_CHATWOOT_API_TOKEN" in refused.value.message
+        await api.aclose()
+        await wrong.aclose()

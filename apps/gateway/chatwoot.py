@@ -211,7 +211,7 @@ class ChatwootEvents:
         kind = message_type(payload)
         if payload.get("private"):
             return ChatwootAck(event=event, outcome="ignored", detail="private note")
-        if str(payload.get("source_id") or "").startswith(chatwoot.SOURCE_PREFIX):
+        if self._echo(payload):
             return ChatwootAck(event=event, outcome="ignored", detail="Baton's own message")
         if kind not in ("incoming", "outgoing"):
             return ChatwootAck(event=event, outcome="ignored", detail=f"{kind or 'unknown'} message")
@@ -223,6 +223,15 @@ class ChatwootEvents:
         if kind == "incoming":
             return await self._customer_message(payload, conversation, target, number)
         return await self._outgoing(payload, target, number)
+
+    def _echo(self, payload: Mapping[str, Any]) -> bool:
+        """Baton's own post: its source id says so, or (for a Chatwoot that drops source ids) its sender is the
+        user whose token Baton posts with."""
+        if str(payload.get("source_id") or "").startswith(chatwoot.SOURCE_PREFIX):
+            return True
+        sender = _dict(payload.get("sender"))
+        own = self._settings.chatwoot_baton_user_id
+        return own is not None and sender.get("type") == "user" and _int(sender.get("id")) == own
 
     async def _customer_message(
         self, payload: dict[str, Any], conversation: dict[str, Any], target: ChatwootConversation, number: int
