@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     chatwoot_api_token: SecretStr | None = Field(default=None, description="An agent's access token (api_access_token)")
     chatwoot_account_id: int | None = Field(default=None, ge=1, description="The Chatwoot account Baton serves")
     chatwoot_webhook_secret: SecretStr | None = Field(
-        default=None, description="The webhook's (or agent bot's) secret: X-Chatwoot-Signature is checked with it"
+        default=None, description="Webhook and agent bot secrets, comma-separated: X-Chatwoot-Signature is checked"
     )
     chatwoot_teams: dict[str, int] = Field(default_factory=dict, description="Baton queue -> Chatwoot team id")
     chatwoot_baton_user_id: int | None = Field(

@@ -42,6 +42,7 @@ from tests.loopback import serving
 
 TOKEN = "agent-access-token"
 SECRET = "chatwoot-webhook-secret"
+BOT_SECRET = "chatwoot-agent-bot-secret"  # an Agent Bot signs with its own
 ACCOUNT = 1
 TEAMS = {"support": 3, "priority": 5}
 CONTACT = {
@@ -285,16 +286,16 @@ def csat_event(conversation: int, message: int, rating: int) -> dict[str, Any]:
     )
 
 
-async def send(http: httpx.AsyncClient, payload: dict[str, Any], **headers: str) -> httpx.Response:
+async def send(http: httpx.AsyncClient, payload: dict[str, Any], secret: str = SECRET) -> httpx.Response:
     body = json.dumps(payload).encode()
     timestamp = int(time.time())
     signed = {
         gateway_chatwoot.TIMESTAMP_HEADER: str(timestamp),
-        gateway_chatwoot.SIGNATURE_HEADER: gateway_chatwoot.sign(SECRET, timestamp, body),
+        gateway_chatwoot.SIGNATURE_HEADER: gateway_chatwoot.sign(secret, timestamp, body),
         gateway_chatwoot.DELIVERY_HEADER: f"delivery-{next(_numbers)}",
         "Content-Type": "application/json",
     }
-    return await http.post("/chatwoot/events", content=body, headers={**signed, **headers})
+    return await http.post("/chatwoot/events", content=body, headers=signed)
 
 
 # --- fixtures ----------------------------------------------------------------------------------------
@@ -337,7 +338,7 @@ async def running(env: WorkflowEnvironment, task_queue: str, with_bot_endpoint: 
             chatwoot_base_url=chatwoot_url,
             chatwoot_api_token=TOKEN,
             chatwoot_account_id=ACCOUNT,
-            chatwoot_webhook_secret=SECRET,
+            chatwoot_webhook_secret=f"{BOT_SECRET}, {SECRET}",
             chatwoot_teams=TEAMS,
             chatwoot_bot_url=f"{bot_url}/bot" if with_bot_endpoint else None,
             chatwoot_bot_token="bot-token",
@@ -480,7 +481,13 @@ async def test_a_chatwoot_conversation_from_bot_to_handback(stack: Stack) -> Non
     assert (await send(http, again)).json()["outcome"] == "escalate"
     await stack.reply_done(cid, "cw-5")
     assert fake.status[number] == "open"
-    assert (await send(http, assigned_event(number, 8, "Bo"))).json()["outcome"] == "pickup"
+    # This time the pickup is the agent's first reply, without an assignment.
+    first_reply = message_event(number, 6, "Hello again, Bo here.", message_type="outgoing",
+                                sender={"id": 8, "name": "Bo", "type": "user"})  # fmt: skip
+    assert (await send(http, first_reply)).json()["outcome"] == "pickup"
+    state = await stack.state(cid)
+    assert state.phase == Phase.WITH_AGENT and state.escalation is not None
+    assert state.escalation.agent_id == "chatwoot-user-8"
     handback = await send(http, status_event(number, "pending"))
     assert handback.json()["outcome"] == "handback"
     state = await stack.state(cid)
@@ -524,7 +531,8 @@ async def test_unsigned_stale_or_forged_events_are_refused(stack: Stack) -> None
     with pytest.raises(RPCError) as missing:
         await stack.state(chatwoot.conversation_id(ACCOUNT, number))
     assert missing.value.status == RPCStatusCode.NOT_FOUND
-    assert (await send(stack.http, payload)).status_code == 200  # the same event, signed
+    assert (await send(stack.http, payload)).status_code == 200  # the same event, signed by the webhook
+    assert (await send(stack.http, payload, BOT_SECRET)).status_code == 200  # or by the agent bot
 
 
 async def test_what_baton_does_not_act_on(stack: Stack) -> None:
@@ -591,3 +599,19 @@ async def test_a_retry_finds_its_post_where_chatwoot_drops_source_ids() -> None:
         assert "BATON_CHATWOOT_API_TOKEN" in refused.value.message
         await api.aclose()
         await wrong.aclose()
+
+
+async def test_after_baton_closed_a_conversation_chatwoot_goes_on_in_a_new_run(agent_bot_stack: Stack) -> None:
+    stack, number = agent_bot_stack, next(_numbers)
+    first = chatwoot.conversation_id(ACCOUNT, number)
+    assert (await send(stack.http, message_event(number, 1, "Hi, quick question"))).json()["conversation_id"] == first
+    handle = stack.client.get_workflow_handle(f"conversation-{first}")
+    await handle.signal("close", {"reason": "idle"})
+    with stack.env.auto_time_skipping_disabled():
+        await asyncio.wait_for(handle.result(), 30)
+    # Chatwoot keeps the conversation: its next message continues in Baton's next run, and so do later events.
+    again = await send(stack.http, message_event(number, 2, "One more thing: I want to talk to a person"))
+    assert again.json()["conversation_id"] == f"{first}.r2" and again.json()["outcome"] == "escalate"
+    picked = await send(stack.http, assigned_event(number, 7, "Alice"))
+    assert picked.json() == {"event": "conversation_updated", "outcome": "pickup", "conversation_id": f"{first}.r2",
+                             "detail": ""}  # fmt: skip

@@ -99,12 +99,17 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, now: int) -> bool:
+def verify(secrets: list[str], timestamp: str | None, signature: str | None, body: bytes, now: int) -> bool:
+    """Signed by a holder of any of `secrets` (an account webhook's and an agent bot's differ) within the tolerance."""
     if not timestamp or not signature or not timestamp.strip().isdigit():
         return False
     if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
         return False
-    return hmac.compare_digest(sign(secret, int(timestamp), body), signature.strip())
+    given = signature.strip()
+    matched = False
+    for secret in secrets:
+        matched |= hmac.compare_digest(sign(secret, int(timestamp), body), given)
+    return matched
 
 
 # --- reading a payload -----------------------------------------------------------------------------
@@ -473,8 +478,9 @@ def reserve_namespace(app: FastAPI) -> None:
 def router(client: Client, settings: Settings, decision_timeout: float, scorer: Scorer | None = None) -> APIRouter:
     routes = APIRouter()
     events = ChatwootEvents(client, settings, decision_timeout, scorer)
-    secret = settings.chatwoot_webhook_secret.get_secret_value() if settings.chatwoot_webhook_secret else ""
-    if not secret:
+    configured = settings.chatwoot_webhook_secret.get_secret_value() if settings.chatwoot_webhook_secret else ""
+    secrets = [part.strip() for part in configured.split(",") if part.strip()]
+    if not secrets:
         log.warning("chatwoot_unsigned", reason="BATON_CHATWOOT_WEBHOOK_SECRET is not set; events are not verified")
 
     @routes.post(
@@ -486,8 +492,8 @@ def router(client: Client, settings: Settings, decision_timeout: float, scorer: 
     async def receive(request: Request) -> ChatwootAck:
         body = await request.body()
         headers = request.headers
-        if secret and not verify(
-            secret, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), body, int(time.time())
+        if secrets and not verify(
+            secrets, headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER), body, int(time.time())
         ):
             log.warning("chatwoot_bad_signature", delivery=headers.get(DELIVERY_HEADER))
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing, stale or wrong {SIGNATURE_HEADER}")
