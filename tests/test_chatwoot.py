@@ -615,3 +615,20 @@ async def test_after_baton_closed_a_conversation_chatwoot_goes_on_in_a_new_run(a
     picked = await send(stack.http, assigned_event(number, 7, "Alice"))
     assert picked.json() == {"event": "conversation_updated", "outcome": "pickup", "conversation_id": f"{first}.r2",
                              "detail": ""}  # fmt: skip
+
+
+def test_the_worker_registers_every_chatwoot_activity_and_workflow() -> None:
+    from temporalio import activity
+
+    from baton.worker.wiring import WORKFLOWS, build_activities
+
+    class _Client:  # build_activities only stores the client for later calls
+        pass
+
+    registered = {
+        activity._Definition.must_from_callable(fn).name
+        for fn in build_activities(_Client(), Settings(), "q")  # type: ignore[arg-type]
+    }
+    declared = {name for name, value in vars(chatwoot.Chatwoot).items() if callable(value) and not name.startswith("_")}
+    assert declared and declared <= registered
+    assert {w.__name__ for w in WORKFLOWS} >= {chatwoot.REPLY_WORKFLOW, chatwoot.CSAT_WORKFLOW}

@@ -281,6 +281,9 @@ class ChatwootEvents:
             action=decision.action,
             urgency=decision.urgency,
         )
+        if not (decision.action == "escalate" or decision.customer_text or decision.action == "continue"):
+            # A person owns the conversation and Baton has nothing to add: the agent answers in Chatwoot.
+            return ChatwootAck(event="message_created", outcome=decision.action, conversation_id=conversation_id)
         if decision.action == "continue" and not decision.customer_text and not self._settings.chatwoot_bot_url:
             return ChatwootAck(
                 event="message_created", outcome=decision.action, conversation_id=conversation_id, detail="agent bot"
