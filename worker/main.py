@@ -10,6 +10,8 @@ from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
 from baton.store.database import migrate_async
 from baton.worker.connection import connect
+from baton.worker.health import serve_health
+from baton.worker.telemetry import runtime_for, tracing_for
 from baton.worker.wiring import build_worker
 
 log = get_logger(__name__)
@@ -27,18 +29,36 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     # The store's schema is brought to head before any activity can write to it.
     await migrate_async(settings.database_url)
     log.info("store_migrated", database=redacted(settings.database_url))
-    client = await connect(settings)
+    tracing = tracing_for(settings, "baton-worker")
+    runtime = runtime_for(settings)
+    if runtime is not None:
+        log.info("worker_metrics_listening", address=settings.worker_metrics_address)
+    client = await connect(settings, runtime=runtime, interceptors=tracing.interceptors)
     worker = build_worker(client, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with worker:
-        log.info(
-            "worker_started", task_queue=settings.task_queue, address=settings.temporal_address, policy=settings.policy
-        )
-        await stop.wait()
-        log.info("worker_stopping", grace_seconds=settings.worker_shutdown_seconds)
+    health = None
+    try:
+        async with worker:
+            if settings.worker_health_address:
+                health = await serve_health(worker, settings.worker_health_address)
+            log.info(
+                "worker_started",
+                task_queue=settings.task_queue,
+                address=settings.temporal_address,
+                policy=settings.policy,
+            )
+            await stop.wait()
+            log.info("worker_stopping", grace_seconds=settings.worker_shutdown_seconds)
+            if health is not None:
+                health.close()  # not ready while draining: orchestrators stop sending it work
+    finally:
+        if health is not None:
+            health.close()
+            await health.wait_closed()
+        tracing.shutdown()
     log.info("worker_stopped")
 
 

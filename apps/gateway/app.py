@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security, status
 from fastapi.security import APIKeyHeader
 from temporalio.client import Client
 
-from baton.apps.gateway import agents, chatwoot, conversations, health, operations
+from baton.apps.gateway import agents, chatwoot, conversations, health, metrics, operations
 from baton.apps.gateway.models import error_responses
 from baton.classifier.scorer import Scorer, scorer_for
 from baton.logging import get_logger
@@ -63,5 +63,6 @@ def create_app(
         # Outside /v1: Chatwoot cannot send the API key; it signs its events (docs/chatwoot.md).
         app.include_router(chatwoot.router(client, settings, decision_timeout, scorer))
         chatwoot.reserve_namespace(app)
-    app.include_router(health.router)
+    app.include_router(health.router(client, settings))
+    metrics.instrument(app, client, settings)
     return app

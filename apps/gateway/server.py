@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from typing import Any
 
@@ -58,6 +59,31 @@ async def serve_app(
             await asyncio.shield(serving)
 
 
+class UnsafeGatewayConfig(RuntimeError):
+    """The gateway would answer /v1 to anyone on the network: a non-loopback address and no API key."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to anything
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve /v1 without a key anywhere but on loopback (unless a proxy authenticates)."""
+    if settings.gateway_api_key or settings.gateway_allow_no_key or is_loopback(settings.gateway_host):
+        return
+    raise UnsafeGatewayConfig(
+        f"gateway_host is {settings.gateway_host!r}, which is not a loopback address, and BATON_GATEWAY_API_KEY "
+        "is not set: anyone who can reach the port could read transcripts and act as an agent. Set "
+        "BATON_GATEWAY_API_KEY, or listen on 127.0.0.1, or (only behind a proxy that authenticates) set "
+        "BATON_GATEWAY_ALLOW_NO_KEY=true."
+    )
+
+
 async def serve(
     settings: Settings,
     client: Client | None = None,
@@ -67,6 +93,7 @@ async def serve(
     sock: socket.socket | None = None,
 ) -> None:
     """Serve the gateway in the caller's event loop (the dev stack runs it next to a worker)."""
+    check_exposure(settings)
     if client is None:
         # Imported here: worker.wiring pulls in the activity modules, which a gateway never runs.
         from baton.worker.connection import connect
@@ -79,4 +106,9 @@ async def serve(
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        check_exposure(settings)
+    except UnsafeGatewayConfig as err:
+        log.error("gateway_refused", reason=str(err))
+        raise SystemExit(f"baton gateway: {err}") from None
     asyncio.run(serve(settings))

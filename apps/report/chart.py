@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError as err:  # an optional extra: the runtime image leaves it out
+    raise ImportError("the chart needs matplotlib: pip install 'baton[report]'") from err
 
 matplotlib.use("Agg")
 

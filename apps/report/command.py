@@ -48,8 +48,11 @@ def run_report_command(args: argparse.Namespace, database_url: str) -> int:
         return 2
     print(render_report(result, args.format))
     if args.chart:
-        from baton.apps.report.chart import render_chart
-
+        try:
+            from baton.apps.report.chart import render_chart
+        except ImportError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         try:
             render_chart(result, args.chart)
         except OSError as err:
