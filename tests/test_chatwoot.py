@@ -25,6 +25,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,10 +36,14 @@ from baton.apps.gateway import chatwoot as gateway_chatwoot
 from baton.apps.gateway import create_app
 from baton.contract import chatwoot
 from baton.contract.messages import ConversationState, Phase
+from baton.contract.records import ConversationEndRecord
 from baton.settings import Settings
+from baton.store import records
+from baton.store.models import Conversation
 from baton.worker.wiring import build_worker
 from tests.conftest import STORE_URL
 from tests.loopback import serving
+from tests.test_store import db_url, engine, postgres_prefix, sessions  # noqa: F401 (fixtures)
 
 TOKEN = "agent-access-token"
 SECRET = "chatwoot-webhook-secret"
@@ -632,3 +637,21 @@ def test_the_worker_registers_every_chatwoot_activity_and_workflow() -> None:
     declared = {name for name, value in vars(chatwoot.Chatwoot).items() if callable(value) and not name.startswith("_")}
     assert declared and declared <= registered
     assert {w.__name__ for w in WORKFLOWS} >= {chatwoot.REPLY_WORKFLOW, chatwoot.CSAT_WORKFLOW}
+
+
+async def test_a_late_csat_is_the_conversations_newest_rating_and_survives_its_end_record(
+    sessions: async_sessionmaker[AsyncSession],  # noqa: F811 (the store's fixture, on SQLite and PostgreSQL)
+) -> None:
+    cid = "chatwoot-1-77"
+    async with sessions.begin() as session:
+        await records.record_conversation_csat(session, cid, 3)  # before any other row: a stub
+    async with sessions.begin() as session:
+        await records.record_conversation_csat(session, cid, 5)  # the customer changed the rating
+    end = ConversationEndRecord(
+        conversation_id=cid, closed_at=datetime.now(UTC), outcome="escalated", customer_messages=2
+    )
+    async with sessions.begin() as session:
+        await records.record_conversation_end(session, end)  # no rating of its own: keeps the survey's
+    async with sessions() as session:
+        row = await session.get(Conversation, cid)
+    assert row is not None and row.conversation_csat == 5 and row.outcome == "escalated"
