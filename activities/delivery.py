@@ -84,6 +84,9 @@ class DeliveryActivities(Delivery):
 
     @activity.defn(name="post_helpdesk_ticket")
     async def post_helpdesk_ticket(self, ticket: HelpdeskTicket) -> DeliveryResult:
+        if is_chatwoot(ticket.conversation_id) and self._settings.chatwoot_base_url:
+            # Chatwoot is the helpdesk: the escalation's note is already a private note in the conversation.
+            return DeliveryResult(delivered=True, detail="the handoff is in the Chatwoot conversation")
         url = self._settings.helpdesk_webhook_url
         if not url:
             return self._not_configured(

@@ -655,3 +655,27 @@ async def test_a_late_csat_is_the_conversations_newest_rating_and_survives_its_e
     async with sessions() as session:
         row = await session.get(Conversation, cid)
     assert row is not None and row.conversation_csat == 5 and row.outcome == "escalated"
+
+
+async def test_chatwoot_conversations_get_no_generic_helpdesk_ticket_and_no_agent_echo() -> None:
+    from baton.activities.delivery import DeliveryActivities
+    from baton.contract.messages import HandoffNote, HelpdeskTicket, OutboundMessage
+
+    fake = FakeChatwoot()
+    async with serving(fake.app()) as url:
+        settings = Settings(
+            chatwoot_base_url=url, chatwoot_api_token=TOKEN, helpdesk_webhook_url=f"{url}/must-not-be-called"
+        )
+        delivery = DeliveryActivities(settings)
+        note = HandoffNote(
+            summary="s", customer_wants="w", sentiment_trajectory="t", account="a", suggested_first_reply="r"
+        )
+        ticket = HelpdeskTicket(
+            idempotency_key="k", conversation_id="chatwoot-1-8", customer_id="chatwoot-1-55", channel="email",
+            subject="s", priority="high", urgency="queued", reply_within_seconds=3600, note=note,
+        )  # fmt: skip
+        assert (await delivery.post_helpdesk_ticket(ticket)).detail == "the handoff is in the Chatwoot conversation"
+        agent = OutboundMessage(conversation_id="chatwoot-1-8", channel="chat", message_id="x", kind="agent", text="hi")
+        assert (await delivery.deliver_to_customer(agent)).delivered is False  # the agent wrote it in Chatwoot
+        await delivery.aclose()
+    assert fake.calls == []
