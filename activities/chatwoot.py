@@ -88,7 +88,11 @@ class ChatwootApi:
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient | None = None) -> None:
         if not settings.chatwoot_base_url or settings.chatwoot_api_token is None:
-            raise ValueError("BATON_CHATWOOT_BASE_URL and BATON_CHATWOOT_API_TOKEN are both needed for Chatwoot")
+            raise ApplicationError(
+                "BATON_CHATWOOT_BASE_URL and BATON_CHATWOOT_API_TOKEN are both needed for Chatwoot",
+                type="ChatwootMisconfigured",
+                non_retryable=True,
+            )
         self._base = settings.chatwoot_base_url.rstrip("/")
         self._token = settings.chatwoot_api_token.get_secret_value()
         self._timeout = settings.chatwoot_timeout_seconds
@@ -258,10 +262,7 @@ class ChatwootActivities(Chatwoot):
 
     def api(self) -> ChatwootApi:
         if self._api is None:
-            try:
-                self._api = ChatwootApi(self._settings, self._http)
-            except ValueError as err:
-                raise ApplicationError(str(err), type="ChatwootMisconfigured", non_retryable=True) from err
+            self._api = ChatwootApi(self._settings, self._http)
         return self._api
 
     @activity.defn(name="post_to_chatwoot")
