@@ -295,10 +295,15 @@ class ChatwootEvents:
             text=text,
             decision=decision,
         )
-        await self._start(chatwoot.REPLY_WORKFLOW, reply, chatwoot.reply_workflow_id(conversation_id, reply.message_id))
+        what = {"escalate": "hand off to the agents", "human": "tell the customer about the wait"}
+        summary = (
+            f"Chatwoot {target.conversation_id}: {what.get(decision.action, 'the bot replies')} ({message.message_id})"
+        )
+        workflow_id = chatwoot.reply_workflow_id(conversation_id, reply.message_id)
+        await self._start(chatwoot.REPLY_WORKFLOW, reply, workflow_id, summary)
         return ChatwootAck(event="message_created", outcome=decision.action, conversation_id=conversation_id)
 
-    async def _start(self, workflow: str, arg: BaseModel, workflow_id: str) -> None:
+    async def _start(self, workflow: str, arg: BaseModel, workflow_id: str, summary: str) -> None:
         """Start once per id: a duplicate webhook finds it running or done; a failed one may run again."""
         try:
             await self._client.start_workflow(
@@ -308,7 +313,7 @@ class ChatwootEvents:
                 task_queue=self._settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                static_summary="Chatwoot: what the customer and the agents see",
+                static_summary=summary[:200],  # ids and numbers only: no message text in what the UI lists
             )
         except WorkflowAlreadyStartedError:
             log.info("chatwoot_duplicate", workflow_id=workflow_id)
@@ -362,7 +367,10 @@ class ChatwootEvents:
         if conversation_id is None:
             return ChatwootAck(event=event, outcome="ignored", detail="not a Baton conversation")
         csat = ChatwootCsat(baton_conversation_id=conversation_id, rating=rating, chatwoot_message=number)
-        await self._start(chatwoot.CSAT_WORKFLOW, csat, chatwoot.csat_workflow_id(conversation_id, number, rating))
+        workflow_id = chatwoot.csat_workflow_id(conversation_id, number, rating)
+        await self._start(
+            chatwoot.CSAT_WORKFLOW, csat, workflow_id, f"Chatwoot {target.conversation_id}: CSAT {rating}"
+        )
         return ChatwootAck(event=event, outcome="csat", conversation_id=conversation_id, detail=str(rating))
 
     # --- conversations -------------------------------------------------------------------------------
