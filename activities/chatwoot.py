@@ -200,10 +200,21 @@ def _same_post(message: dict[str, Any], source: str, post: ChatwootPost, since: 
         return False
     if message.get("message_type") not in (1, "outgoing"):
         return False
-    created = message.get("created_at")
-    if isinstance(created, int | float):
-        return datetime.fromtimestamp(created, UTC) >= since - CLOCK_SKEW
-    return False
+    created = _created_at(message.get("created_at"))
+    return created is not None and created >= since - CLOCK_SKEW
+
+
+def _created_at(value: Any) -> datetime | None:
+    """Chatwoot gives epoch seconds in message lists, ISO 8601 elsewhere."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 def _first_scheduled() -> datetime:

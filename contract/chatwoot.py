@@ -2,10 +2,10 @@
 
 A Chatwoot conversation is a Baton conversation named ``chatwoot-<account>-<conversation>`` (Chatwoot's
 per-account conversation number, as its REST paths use it); a Chatwoot message is the Baton message
-``cw-<message id>``. Baton's /v1 API refuses conversation ids in the ``chatwoot-`` namespace, so a client
-cannot write into (or collide with) a conversation Chatwoot owns. Everything Baton posts to Chatwoot carries
-``source_id = "baton:<key>"``: that is how a retry finds what an earlier attempt posted, and how the gateway
-knows its own echoes. See docs/chatwoot.md.
+``cw-<message id>``. Baton's /v1 API refuses messages to conversations in the ``chatwoot-`` namespace, so a
+client cannot write into (or collide with the message ids of) a conversation Chatwoot owns. Everything Baton
+posts to Chatwoot carries ``source_id = "baton:<key>"``: that is how a retry finds what an earlier attempt
+posted, and how the gateway knows its own echoes. See docs/chatwoot.md.
 """
 
 from __future__ import annotations
