@@ -169,6 +169,7 @@ class ConversationState(ContractModel):
     runs: int = 1
     model_version: str | None = Field(default=None, description="The classifier version pinned at the first score")
     judge_tokens: int = Field(default=0, description="LLM judge tokens spent in this conversation")
+    start_recorded: bool = Field(default=False, description="The store has the conversation's row since it began")
 
 
 class ConversationInput(ContractModel):

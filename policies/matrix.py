@@ -187,8 +187,28 @@ def _surge_and_cooling_section(policy: Policy) -> list[str]:
         f"- for {_hours(cooling.period)}: thresholds x{cooling.threshold_factor:g}",
         f"- {cooling.page_lead_after} escalations within {_hours(cooling.period)} page a team lead",
         "",
+        *_idle_close_section(policy),
+        "",
         *_judge_section(policy),
     ]
+
+
+def _idle_close_section(policy: Policy) -> list[str]:
+    idle = policy.idle_close
+
+    def after(duration: timedelta | None) -> str:
+        if duration is None:
+            return "never (stays open until closed)"
+        if duration >= timedelta(days=2):
+            return f"{duration.total_seconds() / 86400:g} days"
+        return _hours(duration) if duration >= timedelta(hours=2) else _minutes(duration)
+
+    lines = [
+        "Idle close (reason 'idle'; from the last message with the bot, or from the resolution; never while a "
+        "person is awaited or has the conversation):",
+        f"- any channel not listed: after {after(idle.default)}",
+    ]
+    return lines + [f"- {channel}: after {after(duration)}" for channel, duration in idle.channels.items()]
 
 
 def _judge_section(policy: Policy) -> list[str]:

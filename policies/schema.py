@@ -316,6 +316,36 @@ class Cooling(_Strict):
     page_lead_after: int = Field(default=2, ge=2, description="Escalations within one window that page a team lead")
 
 
+class IdleClose(_Strict):
+    """A conversation nobody writes in closes itself, with the reason `idle`. The idle time counts from the
+    last message while the bot has the conversation (the customer's or the bot's answer), or from the
+    resolution; never while the customer waits for a person or a person has it. Per channel, since a chat
+    is over in minutes and an email thread in days; `null` keeps a channel open until it is closed."""
+
+    default: timedelta | None = Field(
+        default=timedelta(minutes=30), description="Idle time that closes a conversation on an unlisted channel"
+    )
+    channels: dict[str, timedelta | None] = Field(
+        default_factory=lambda: {"email": timedelta(days=3), "ticket": timedelta(days=3)},
+        description="Idle time per channel name, over the default",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> IdleClose:
+        if self.default is not None and self.default <= timedelta(0):
+            raise ValueError("default: must be positive (null: never close idle conversations)")
+        for channel, after in self.channels.items():
+            if not channel.strip():
+                raise ValueError("channels: a channel name must not be empty")
+            if after is not None and after <= timedelta(0):
+                raise ValueError(f"channels.{channel}: must be positive (null: {channel} never closes by itself)")
+        return self
+
+    def after(self, channel: str) -> timedelta | None:
+        """How long a conversation on `channel` may stay idle; None when it never closes by itself."""
+        return self.channels.get(channel, self.default)
+
+
 class Judge(_Strict):
     """The optional LLM judge: a message the classifier is unsure of (an intent's probability inside the
     band) goes to the configured OpenAI-compatible endpoint; its answer is recorded and used. Off unless
@@ -352,6 +382,7 @@ class Policy(_Strict):
     hours: BusinessHours | None = Field(default=None, description="None: humans are always on shift")
     surge: Surge = Field(default_factory=Surge)
     cooling: Cooling = Field(default_factory=Cooling)
+    idle_close: IdleClose = Field(default_factory=IdleClose)
     judge: Judge = Field(default_factory=Judge)
 
     @model_validator(mode="after")

@@ -331,14 +331,17 @@ async def test_returning_customer_goes_back_to_the_same_agent_then_normal_after_
 
 
 async def test_a_renewal_window_opening_mid_conversation_changes_the_decision(
-    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver
+    env: WorkflowEnvironment, task_queue: str, receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     client = env.client
     now = await env.get_current_time()
     # Renewal 61 days out: just outside the 60-day window now, inside it in two days.
     renewal = (now + timedelta(days=61)).date()
     conv = start("cus_new", tier="mid_market", mrr=1500, renewal_date=renewal, account_created_at=date(2020, 1, 1))
-    async with build_worker(client, make_settings(task_queue, receiver, policy=_always_open())):
+    # A chat quiet for two days would close itself: this conversation is kept open on purpose.
+    policy = tmp_path / "never_idle.yaml"
+    policy.write_text(Path(_always_open()).read_text().replace("  default: 1800", "  default: null"))
+    async with build_worker(client, make_settings(task_queue, receiver, policy=str(policy))):
         for i, text in enumerate(DISTINCT_QUESTIONS[:6]):
             decision = await baton.send_message(client, task_queue, conv, msg(f"m{i}", text))
             assert decision.action == "continue"  # 6 unresolved messages: under the standard threshold of 8

@@ -35,6 +35,7 @@ from baton.apps.replay.transcripts import ReplayConversation, message_times, reb
 from baton.classifier.scorer import scorer_for
 from baton.contract.messages import ConversationStart, HandoffNote, MessageIn, TriggerHit
 from baton.policies import load_policy
+from baton.policies.schema import IdleClose
 from baton.settings import Settings, get_settings
 from baton.store.database import migrate_async
 from baton.worker.connection import register_search_attributes
@@ -188,8 +189,11 @@ async def policy_worker(env: WorkflowEnvironment, policy_file: str | None, run_i
         store_url = f"sqlite+aiosqlite:///{Path(scratch) / 'replay.db'}"
         await migrate_async(store_url)
         # Business hours are not replayed: the replay clock is not the conversation's clock, so every
-        # escalation is judged as if people were on shift (after-hours handling has its own tests).
-        policy = load_policy(policy_file or "default").model_copy(update={"hours": None})
+        # escalation is judged as if people were on shift (after-hours handling has its own tests). Nor is
+        # idle close: a recorded conversation is replayed to its last message, however long its pauses.
+        policy = load_policy(policy_file or "default").model_copy(
+            update={"hours": None, "idle_close": IdleClose(default=None, channels={})}
+        )
         policy_path = Path(scratch) / "policy.yaml"
         policy_path.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
         settings = Settings(task_queue=f"replay-{run_id}", policy=str(policy_path), database_url=store_url)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -45,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
     from baton.workflows.conversation import builders, metrics
     from baton.workflows.conversation.effects import Effects
     from baton.workflows.conversation.handoff import HandoffRun
+    from baton.workflows.conversation.idle import IDLE_REASON, idle_deadline
+    from baton.workflows.conversation.idle import SUMMARY as IDLE_SUMMARY
     from baton.workflows.conversation.ladder import Step
     from baton.workflows.conversation.understanding import understand
     from baton.workflows.conversation.visibility import Visibility
@@ -55,6 +57,9 @@ LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_
 # Conversations recorded before this marker let surge mode keep an incident question with the bot even
 # when it also asked for a person; they replay that way.
 PERSON_BEATS_SURGE_PATCH = "person-request-beats-surge"
+IDLE_CLOSE_PATCH = "idle-close"
+# Runs recorded before this marker wrote the conversation's row only when it closed.
+START_RECORDED_PATCH = "start-recorded-at-first-message"
 
 
 @dataclass(frozen=True)
@@ -97,21 +102,40 @@ class ConversationWorkflow:
             await self._ensure_ready()
         handoff = self._ready.handoff
         handoff.start_note_if_needed()
+        # Runs recorded before idle close waited for a step of the ladder only; they replay that way.
+        idle_close = workflow.patched(IDLE_CLOSE_PATCH)
         while not self._should_stop():
             seen = handoff.replans
             step = handoff.next_step()
-            if step is not None and step.is_due(workflow.now()):
+            now = workflow.now()
+            if step is not None and step.is_due(now):
                 await self._run_step(step)
                 continue
+            idle = self._idle_deadline() if idle_close else None
+            if idle is not None and idle <= now:
+                if not workflow.all_handlers_finished():
+                    # A message is being handled as the deadline passes: it moves the deadline.
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    continue
+                self._close_idle()
+                break
+            due, summary = (step.due, step.summary) if step else (None, None)
+            if idle is not None and (due is None or idle < due):
+                due, summary = idle, IDLE_SUMMARY
             try:
                 await workflow.wait_condition(
-                    lambda seen=seen: self._should_stop() or handoff.replans != seen,
-                    timeout=(step.due - workflow.now()) if step else None,
-                    timeout_summary=step.summary if step else None,
+                    # A message, a pickup or a resolution moves the idle deadline: wait again from it.
+                    lambda seen=seen, idle=idle: self._should_stop()
+                    or handoff.replans != seen
+                    or (idle_close and self._idle_deadline() != idle),
+                    timeout=(due - now) if due else None,
+                    timeout_summary=summary,
                 )
             except TimeoutError:
-                assert step is not None  # only a wait with a step has a timeout
-                await self._run_step(step)
+                if not idle_close:
+                    assert step is not None  # only a wait with a step has a timeout
+                    await self._run_step(step)
+                # Else the loop runs what is due: the ladder's step, or the idle close.
         await self._quiesce()
         state = self._state
         if not self._closing:
@@ -131,11 +155,10 @@ class ConversationWorkflow:
             await handoff.resolve_page()
         state.phase = Phase.CLOSED
         self._publish()
-        # The conversation's row is written when it ends (escalations create it earlier if needed):
-        # a record at the start would put a database write on every conversation's first message.
-        self._effects.in_background(
-            Records.record_conversation_start, builders.start_record(state, workflow.info().start_time)
-        )
+        if not state.start_recorded:  # runs recorded before the row was written at the first message
+            self._effects.in_background(
+                Records.record_conversation_start, builders.start_record(state, workflow.info().start_time)
+            )
         self._effects.in_background(Records.record_conversation_end, builders.end_record(state, workflow.now()))
         await self._effects.flush()
         return builders.summary(state)
@@ -155,6 +178,25 @@ class ConversationWorkflow:
             await self._effects.flush()
             if workflow.all_handlers_finished() and handoff.note_task is None and not self._effects.pending:
                 return
+
+    def _record_start_once(self) -> None:
+        """The conversation's row, written in the background after its first message so that the month's
+        report counts it while it is still open; no decision waits on the write."""
+        state = self._state
+        if state.start_recorded or not state.transcript or not workflow.patched(START_RECORDED_PATCH):
+            return
+        state.start_recorded = True
+        self._effects.in_background(
+            Records.record_conversation_start, builders.start_record(state, workflow.info().start_time)
+        )
+
+    def _idle_deadline(self) -> datetime | None:
+        return idle_deadline(self._state, self._ready.policy.idle_close, workflow.info().start_time)
+
+    def _close_idle(self) -> None:
+        """Nobody wrote for the policy's idle time: the conversation ends as a closed one does."""
+        self._closing = True
+        self._state.closed_reason = IDLE_REASON
 
     def _should_stop(self) -> bool:
         return self._closing or workflow.info().is_continue_as_new_suggested()
@@ -187,6 +229,7 @@ class ConversationWorkflow:
                 decision = Decision(message_id=message.message_id, action="continue", phase=self._state.phase)
             self._state.decisions[message.message_id] = decision
             metrics.count_decision(message.role, decision)
+            self._record_start_once()
             self._publish()
             return decision
 
