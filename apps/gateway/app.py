@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security, status
 from fastapi.security import APIKeyHeader
 from temporalio.client import Client
 
-from baton.apps.gateway import agents, chatwoot, conversations, health, metrics, operations
+from baton.apps.gateway import agents, chatwoot, conversations, health, metrics, operations, ops
 from baton.apps.gateway.models import error_responses
 from baton.classifier.scorer import Scorer, scorer_for
 from baton.logging import get_logger
@@ -64,5 +64,7 @@ def create_app(
         app.include_router(chatwoot.router(client, settings, decision_timeout, scorer))
         chatwoot.reserve_namespace(app)
     app.include_router(health.router(client, settings))
+    # Outside /v1: a browser cannot send the key as a header; /ops takes it as a header or a signed cookie.
+    app.include_router(ops.router(client, settings))
     metrics.instrument(app, client, settings)
     return app

@@ -1,0 +1,182 @@
+"""`/ops`: a read-only page for support leads, served by the gateway behind its API key.
+
+It shows the live queues (who waits, how long against the SLA, urgency and triggers), the conversations an
+agent has, the surge and the declared incident, and this month's report figures with the chart. The page
+changes nothing: no form on it but "log out".
+
+Getting in (when the gateway has a key; without one the page is as open as /v1):
+- a program sends the key as the `X-API-Key` header, as for /v1;
+- a browser signs in at `/ops/login` with the key, and gets an HttpOnly, SameSite=Strict cookie scoped to
+  /ops, valid for 12 hours. The cookie holds an HMAC of its issue time under the key, never the key itself,
+  so changing the key signs every browser out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import importlib.util
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+from temporalio.client import Client
+
+from baton.apps.gateway.ops_board import read_board, read_month_report
+from baton.apps.gateway.ops_page import login_page, ops_page
+from baton.logging import get_logger
+from baton.policies.loader import load_policy
+from baton.policies.schema import Policy
+from baton.settings import Settings
+
+if TYPE_CHECKING:
+    from baton.apps.report.build import Report
+
+log = get_logger("baton.gateway")
+
+API_KEY_HEADER = "X-API-Key"
+COOKIE = "baton_ops"
+COOKIE_PATH = "/ops"
+SESSION_SECONDS = 12 * 3600
+CHART_URL = "/ops/chart.png"
+
+# No script and nothing from elsewhere: the page is HTML, an inline style sheet and the chart from /ops.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+_chart_lock = threading.Lock()  # pyplot keeps global state: one chart at a time
+
+
+class OpsAccess:
+    """Who may read /ops: the gateway's key as a header, or a session cookie signed with it."""
+
+    def __init__(self, key: str | None) -> None:
+        self._key = (key or "").encode()
+
+    @property
+    def open(self) -> bool:
+        return not self._key
+
+    def _signature(self, issued: int) -> str:
+        return hmac.new(self._key, f"baton-ops:{issued}".encode(), hashlib.sha256).hexdigest()
+
+    def key_matches(self, key: str | None) -> bool:
+        return hmac.compare_digest((key or "").encode(), self._key)
+
+    def session_token(self, now: float | None = None) -> str:
+        issued = int(now if now is not None else time.time())
+        return f"{issued}.{self._signature(issued)}"
+
+    def session_valid(self, token: str | None, now: float | None = None) -> bool:
+        issued_text, _, signature = (token or "").partition(".")
+        if not issued_text.isdigit() or not signature:
+            return False
+        issued = int(issued_text)
+        age = (now if now is not None else time.time()) - issued
+        return 0 <= age <= SESSION_SECONDS and hmac.compare_digest(signature, self._signature(issued))
+
+    def allows(self, request: Request) -> bool:
+        if self.open:
+            return True
+        header = request.headers.get(API_KEY_HEADER)
+        if header is not None:
+            return self.key_matches(header)
+        return self.session_valid(request.cookies.get(COOKIE))
+
+
+def _html(text: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(text, status_code=status_code, headers=SECURITY_HEADERS)
+
+
+def render_chart_png(report: Report) -> bytes:
+    """The report's chart (apps/report/chart.py) as PNG bytes."""
+    from baton.apps.report.chart import render_chart  # matplotlib: an extra, loaded on the first chart only
+
+    with _chart_lock, tempfile.TemporaryDirectory(prefix="baton-ops-chart-") as folder:
+        return render_chart(report, Path(folder) / "chart.png").read_bytes()
+
+
+def router(client: Client, settings: Settings) -> APIRouter:
+    access = OpsAccess(settings.gateway_api_key)
+    routes = APIRouter(prefix="/ops", tags=["operators"], include_in_schema=False)
+    policy_cache: list[Policy] = []
+    chart_available = importlib.util.find_spec("matplotlib") is not None
+
+    def policy() -> Policy:
+        if not policy_cache:
+            policy_cache.append(load_policy(settings.policy))
+        return policy_cache[0]
+
+    @routes.get("", response_class=HTMLResponse)
+    async def page(request: Request) -> Response:
+        if not access.allows(request):
+            if API_KEY_HEADER.lower() in request.headers:
+                return _html(login_page("That is not the gateway's API key."), status.HTTP_401_UNAUTHORIZED)
+            return RedirectResponse("/ops/login", status.HTTP_303_SEE_OTHER, headers=SECURITY_HEADERS)
+        board, month = await asyncio.gather(
+            read_board(client, settings, policy()), read_month_report(settings, datetime.now(UTC))
+        )
+        chart = f"{CHART_URL}?month={month.report.month}" if chart_available and month.report else None
+        return _html(ops_page(board, month, chart, logout=not access.open))
+
+    @routes.get("/chart.png")
+    async def chart(request: Request) -> Response:
+        if not access.allows(request):
+            return Response("sign in at /ops/login", status.HTTP_401_UNAUTHORIZED, media_type="text/plain")
+        if not chart_available:
+            return Response("the chart needs matplotlib: pip install 'baton[report]'", 404, media_type="text/plain")
+        month = await read_month_report(settings, datetime.now(UTC))
+        if month.report is None:
+            return Response(month.problem or "no report", 503, media_type="text/plain")
+        png = await asyncio.to_thread(render_chart_png, month.report)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+    @routes.get("/login", response_class=HTMLResponse)
+    async def login_form(request: Request) -> Response:
+        if access.allows(request):
+            return RedirectResponse("/ops", status.HTTP_303_SEE_OTHER)
+        return _html(login_page())
+
+    @routes.post("/login", response_class=HTMLResponse)
+    async def login(request: Request) -> Response:
+        # A plain urlencoded form, read here: no multipart parser needed (the body limit applies as everywhere).
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        key = (fields.get("key") or [""])[0]
+        if access.open:
+            return RedirectResponse("/ops", status.HTTP_303_SEE_OTHER)
+        if not access.key_matches(key):
+            log.warning("ops_login_refused")
+            return _html(login_page("That is not the gateway's API key."), status.HTTP_401_UNAUTHORIZED)
+        response = RedirectResponse("/ops", status.HTTP_303_SEE_OTHER, headers=SECURITY_HEADERS)
+        response.set_cookie(
+            COOKIE,
+            access.session_token(),
+            max_age=SESSION_SECONDS,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+        return response
+
+    @routes.post("/logout")
+    async def logout() -> Response:
+        response = RedirectResponse("/ops/login", status.HTTP_303_SEE_OTHER, headers=SECURITY_HEADERS)
+        response.delete_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="strict")
+        return response
+
+    return routes

@@ -1,0 +1,1 @@
+"""Scripts run from the repository's root with `python -m scripts.<name>`."""
