@@ -448,6 +448,14 @@ async def test_a_chatwoot_conversation_from_bot_to_handback(stack: Stack) -> Non
     wait_update = await eventually(lambda: [m for m in fake.posted(number) if "wait-update" in (m["source_id"] or "")])
     assert wait_update[0]["content"].startswith("Thanks for waiting.")
 
+    # The customer writes while waiting: Baton tells them where they stand; the bot stays silent.
+    waiting = await send(http, message_event(number, 21, "Hello? Is anyone there?"))
+    assert waiting.json()["outcome"] == "human"
+    assert await stack.reply_done(cid, "cw-21") == ["status"]
+    [status] = [m for m in fake.posted(number) if m["source_id"] == "baton:cw-21:status"]
+    assert status["content"].startswith("A member of our support team will reply here.")
+    assert len(stack.bot.requests) == 1
+
     # 4. An agent is assigned in Chatwoot: Baton's pickup; the duplicate webhook is harmless.
     assigned = assigned_event(number, 7, "Alice")
     assert (await send(http, assigned)).json()["outcome"] == "pickup"
