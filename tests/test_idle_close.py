@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from baton.apps.client import close, get_state, handle, pickup, resolve, send_message
+from baton.apps.export import export_conversations
 from baton.apps.report.months import Month
 from baton.contract.ids import conversation_workflow_id
 from baton.contract.messages import (
@@ -34,6 +36,7 @@ from baton.store.database import create_engine, migrate_async, session_factory
 from baton.store.models import Conversation
 from baton.worker.wiring import build_worker
 from tests.conftest import time_skipping_server
+from tests.samples import PRODUCT_QUESTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT_IDLE = timedelta(minutes=30)  # policies/default.yaml: idle_close.default
@@ -204,3 +207,47 @@ async def test_the_report_counts_open_conversations(env: WorkflowEnvironment, tq
     running = [n for n, s in starts.items() if await status(env, s) == WorkflowExecutionStatus.RUNNING]
     assert sorted(running) == ["b2", "b3", "b4", "e1", "e2", "e3", "e4", "e5"]  # all but the one closed
     assert (await row(store, starts["b2"].conversation_id)).outcome == "open"
+
+
+# --- on the dev server: across continue-as-new, then out through `baton export` ------------------------------
+
+
+async def test_idle_close_after_continue_as_new_then_export(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """The deadline lives in the carried state: a conversation long enough to continue as new still closes
+    the policy's idle time after its last message, and is exported as a finished conversation."""
+    client = dev_env.client
+    policy = tmp_path / "quick_idle.yaml"
+    policy.write_text(Path(os.environ["BATON_POLICY"]).read_text().replace("  default: 1800", "  default: 3"))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}"
+    await migrate_async(url)
+    settings = Settings(
+        task_queue=f"idle-can-{uuid.uuid4().hex[:8]}", policy=str(policy), database_url=url, classifier="rules"
+    )
+    start = new_start("long")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    async with build_worker(client, settings):
+        for i, question in enumerate(PRODUCT_QUESTIONS, start=1):
+            # Each question follows a thanks, and each answer differs: nothing here asks for a person.
+            text = f"Thanks, that worked. {question}"
+            decision = await send_message(client, settings.task_queue, start, customer(f"m{i}", text))
+            assert decision.action == "continue"
+            answer = f"Answer number {i}: {'abcdefghij'[i - 1] * 3} is covered in chapter {i}."
+            await send_message(client, settings.task_queue, start, bot(f"b{i}", answer))
+        summary = await closed_summary(dev_env, start)
+        state = await get_state(client, start.conversation_id)
+        assert summary.closed_reason == "idle" and state.runs > 1, "the conversation never continued as new"
+        recorded = await row(url, start.conversation_id)
+        assert recorded is not None and recorded.closed_reason == "idle" and recorded.closed_at is not None
+        assert timedelta(seconds=3) <= recorded.closed_at - state.transcript[-1].at < timedelta(seconds=8)
+        assert recorded.started_at == state.transcript[0].at
+
+        until = datetime.now(UTC) + timedelta(seconds=1)
+        for _ in range(50):  # visibility is eventually consistent
+            result = await export_conversations(client, since, until)
+            lines = [line for line in result.lines if line["conversation_id"] == start.conversation_id]
+            if lines:
+                break
+            await asyncio.sleep(0.2)
+        [line] = lines
+        assert len(line["messages"]) == 2 * len(PRODUCT_QUESTIONS)
+        assert start.conversation_id not in [w.removeprefix("conversation-") for w in result.open_left_out]
