@@ -687,3 +687,12 @@ async def test_chatwoot_conversations_get_no_generic_helpdesk_ticket_and_no_agen
         assert (await delivery.deliver_to_customer(agent)).delivered is False  # the agent wrote it in Chatwoot
         await delivery.aclose()
     assert fake.calls == []
+
+
+async def test_a_message_baton_refuses_is_answered_422_naming_the_field(agent_bot_stack: Stack) -> None:
+    """In an Agent Bot inbox, Chatwoot answers a failed bot event by opening the conversation: a person sees it."""
+    number = next(_numbers)
+    answer = await send(agent_bot_stack.http, message_event(number, 1, "x" * 9000))
+    assert answer.status_code == 422, answer.text
+    assert "text" in json.dumps(answer.json()["detail"])
+    assert agent_bot_stack.chatwoot.calls == []
