@@ -94,13 +94,22 @@ async def serve(
 ) -> None:
     """Serve the gateway in the caller's event loop (the dev stack runs it next to a worker)."""
     check_exposure(settings)
+    shutdown_tracing = None
     if client is None:
         # Imported here: worker.wiring pulls in the activity modules, which a gateway never runs.
         from baton.worker.connection import connect
+        from baton.worker.telemetry import tracing_for
 
-        client = await connect(settings)
+        # With an OTLP endpoint, each request's update starts the trace the worker's spans join.
+        tracing = tracing_for(settings, "baton-gateway")
+        shutdown_tracing = tracing.shutdown
+        client = await connect(settings, interceptors=tracing.interceptors)
     app = create_app(client, settings)
-    await serve_app(app, settings.gateway_host, settings.gateway_port, sock=sock, ready=ready, stop=stop)
+    try:
+        await serve_app(app, settings.gateway_host, settings.gateway_port, sock=sock, ready=ready, stop=stop)
+    finally:
+        if shutdown_tracing is not None:
+            shutdown_tracing()
 
 
 def main() -> None:
