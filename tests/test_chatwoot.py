@@ -694,5 +694,6 @@ async def test_a_message_baton_refuses_is_answered_422_naming_the_field(agent_bo
     number = next(_numbers)
     answer = await send(agent_bot_stack.http, message_event(number, 1, "x" * 9000))
     assert answer.status_code == 422, answer.text
-    assert "text" in json.dumps(answer.json()["detail"])
+    [problem] = answer.json()["detail"]
+    assert problem["loc"][-1] == "text" and "limit of 8000" in problem["msg"]
     assert agent_bot_stack.chatwoot.calls == []
