@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security, status
 from fastapi.security import APIKeyHeader
 from temporalio.client import Client
 
-from baton.apps.gateway import agents, chatwoot, conversations, health, metrics, operations, ops
+from baton.apps.gateway import agents, chatwoot, conversations, docs, health, metrics, operations, ops
 from baton.apps.gateway.models import error_responses
 from baton.classifier.scorer import Scorer, scorer_for
 from baton.logging import get_logger
@@ -42,7 +42,10 @@ def create_app(
         title="Baton gateway",
         version=app_version,
         description="Send customer messages, get escalation decisions; read and close conversations.",
+        docs_url=None,  # served by docs.py from a local package, not from a CDN
+        redoc_url=None,
     )
+    docs.serve_docs_offline(app)
     expected = (settings.gateway_api_key or "").encode()
     if not expected:
         log.warning("gateway_open", reason="BATON_GATEWAY_API_KEY is not set; /v1 needs no key")
