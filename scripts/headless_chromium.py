@@ -109,19 +109,28 @@ class Browser:
             await self._call("POST", "/window/rect", {"width": rect["width"], "height": rect["height"]})
 
     async def wait_for(
-        self, ready: Callable[[str], bool], timeout: float = 30.0, reload: str | None = None, every: float = 0.5
+        self,
+        ready: Callable[[str], bool],
+        timeout: float = 30.0,
+        reload: str | None = None,
+        every: float = 0.5,
+        reload_every: float = 2.0,
     ) -> str:
-        """The page's source once `ready(source)` holds; with `reload`, that URL is loaded again between tries."""
+        """The page's source once `ready(source)` holds, checked every `every` seconds; with `reload`, that URL
+        is loaded again every `reload_every` seconds (long enough for a script-built page to render)."""
         deadline = time.monotonic() + timeout
+        loaded = time.monotonic()
         while True:
             source = await self.source()
             if ready(source):
                 return source
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"the page did not become ready in {timeout:g} s; it shows:\n{source[:3000]}")
             await asyncio.sleep(every)
-            if reload is not None:
+            if reload is not None and now - loaded >= reload_every:
                 await self.get(reload)
+                loaded = time.monotonic()
 
 
 @asynccontextmanager
