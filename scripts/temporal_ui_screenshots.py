@@ -1,13 +1,14 @@
 """Screenshots of the Temporal UI's workflow list under the saved-view queries of docs/operators.md.
 
-    python -m scripts.temporal_ui_screenshots                      # its own dev server, UI and worker
-    python -m scripts.temporal_ui_screenshots --address 127.0.0.1:7233 --ui http://127.0.0.1:8233
-                                                                   # against `make dev` (its worker answers)
+    python -m scripts.temporal_ui_screenshots     # its own dev server and UI, worker and gateway
+    python -m scripts.temporal_ui_screenshots --address 127.0.0.1:7233 --ui http://127.0.0.1:8233 \
+        --gateway http://127.0.0.1:8080           # against `make dev` (its worker answers; key from the env)
 
 It plays two conversations (one escalated and waiting, one escalated and picked up by an agent), opens the
 UI's list at `/namespaces/default/workflows?query=...` for each saved view in headless Chromium, checks that
 the list shows the conversations the query selects and not the other one, and writes one PNG per view
-(default: docs/images/). Exits 1 when a view does not show what it should.
+(default: docs/images/); then one of the gateway's /ops page once it lists the waiting conversation. Exits 1
+when a page does not show what it should.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import socket
 import sys
 import tempfile
@@ -22,6 +24,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -178,19 +181,73 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def dev_server_with_ui(temporal: str) -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
-    """The dev server with its Web UI on a free loopback port; yields it and the UI's base URL."""
-    ui_port = _free_port()
-    environment = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal,
-        search_attributes=list(sa.ALL),
-        data_converter=pydantic_data_converter,
-        ui=True,
-        ui_port=ui_port,
-        dev_server_extra_args=["--ui-ip", "127.0.0.1", "--ui-disable-news-fetch"],
-    )
+async def dev_server_with_ui(temporal: str, attempts: int = 3) -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
+    """The dev server with its Web UI on a free loopback port; yields it and the UI's base URL.
+
+    A port found free can be taken before the server binds it (other processes pick free ports too): the
+    start is tried again on another port."""
+    for attempt in range(1, attempts + 1):
+        ui_port = _free_port()
+        try:
+            environment = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=temporal,
+                search_attributes=list(sa.ALL),
+                data_converter=pydantic_data_converter,
+                ui=True,
+                ui_port=ui_port,
+                dev_server_extra_args=["--ui-ip", "127.0.0.1", "--ui-disable-news-fetch"],
+                dev_server_startup_timeout=timedelta(seconds=60),  # a busy machine needs more than 5 s
+            )
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+            continue
+        break
     async with environment:
         yield environment, f"http://127.0.0.1:{ui_port}"
+
+
+async def capture_ops(browser: Browser, gateway: str, key: str | None, played: Played, out: Path) -> Path:
+    """The gateway's /ops page (signed in with the key when it has one), once it lists the waiting conversation."""
+    page = f"{gateway.rstrip('/')}/ops"
+    await browser.get(page)
+    if (await browser.url()).endswith("/ops/login"):
+        field, submit = await browser.find("input[name=key]"), await browser.find("button[type=submit]")
+        if field is None or submit is None or not key:
+            raise AssertionError("/ops asks for the gateway's key: pass --key")
+        await browser.type(field, key)
+        await browser.click(submit)
+    await browser.wait_for(
+        lambda source: f'data-conversation="{played.waiting}"' in source and "explicit_human_request" in source,
+        timeout=60,
+        reload=page,
+    )
+    png = await browser.full_page_screenshot()
+    reason = blank_reason(png)
+    if reason is not None:
+        raise AssertionError(f"/ops: the screenshot looks blank: {reason}")
+    path = out / "ops.png"
+    path.write_bytes(png)
+    return path
+
+
+@asynccontextmanager
+async def gateway_on_loopback(settings: Settings, client: Client) -> AsyncIterator[str]:
+    from baton.apps.gateway import serve
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    ready, stop = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(serve(settings, client, ready, stop, sock=sock))
+    await asyncio.wait([server, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if not ready.is_set():
+        raise RuntimeError(f"the gateway did not start: {server.exception()}")
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+        sock.close()
 
 
 async def run(args: argparse.Namespace) -> list[Path]:
@@ -200,7 +257,7 @@ async def run(args: argparse.Namespace) -> list[Path]:
 
             settings = Settings()
             client = await connect(settings.model_copy(update={"temporal_address": args.address}))
-            ui = args.ui
+            ui, gateway, key = args.ui, args.gateway, args.key or settings.gateway_api_key
         else:
             from baton.store.database import migrate
             from baton.worker.wiring import build_worker
@@ -211,11 +268,18 @@ async def run(args: argparse.Namespace) -> list[Path]:
             temporal = str(Path(sys.executable).parent / "temporal")
             environment, ui = await stack.enter_async_context(dev_server_with_ui(temporal))
             client = environment.client
-            settings = Settings(task_queue=f"ui-{uuid.uuid4().hex[:8]}", database_url=url)
+            key = secrets.token_urlsafe(16)
+            settings = Settings(task_queue=f"ui-{uuid.uuid4().hex[:8]}", database_url=url, gateway_api_key=key)
             await stack.enter_async_context(build_worker(client, settings))
+            gateway = await stack.enter_async_context(gateway_on_loopback(settings, client))
         played = await play(client, settings.task_queue)
         browser = await stack.enter_async_context(headless_chromium(width=1600, height=800))
-        return await capture(browser, ui, played, Path(args.out))
+        out = Path(args.out)
+        written = await capture(browser, ui, played, out)
+        if gateway:
+            ops = await stack.enter_async_context(headless_chromium(width=1280, height=900))
+            written.append(await capture_ops(ops, gateway, key, played, out))
+        return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ui", help="the Web UI of a running stack (make dev: http://127.0.0.1:8233)")
     parser.add_argument("--address", default="127.0.0.1:7233", help="its Temporal address (with --ui)")
+    parser.add_argument("--gateway", help="its gateway, for a screenshot of /ops (make dev: http://127.0.0.1:8080)")
+    parser.add_argument("--key", help="the gateway's API key (default: BATON_GATEWAY_API_KEY)")
     parser.add_argument("--out", default=str(OUT), help="folder for the PNGs (default: docs/images)")
     args = parser.parse_args(argv)
     try:

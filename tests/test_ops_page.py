@@ -122,13 +122,15 @@ def test_a_session_expires_and_is_bound_to_the_key() -> None:
 async def test_ops_shows_a_scripted_escalation_in_chromium(
     dev_env: WorkflowEnvironment, ops_settings: Settings, tmp_path: Path
 ) -> None:
-    waiting, taken = f"ops-wait-{uuid.uuid4().hex[:8]}", f"ops-agent-{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:8]
+    waiting, taken, emailed = f"ops-wait-{run}", f"ops-agent-{run}", f"ops-email-{run}"
     async with (
         gateway(ops_settings, dev_env) as base,
         httpx.AsyncClient(base_url=base, timeout=30, headers={"X-API-Key": KEY}) as api,
     ):
         decision = await _escalate(api, waiting, customer={"tier": HOSTILE_TIER})
         await _escalate(api, taken)
+        await _escalate(api, emailed, channel="email")  # answered by reply: in no live queue
         pickup = await api.post(f"/v1/conversations/{taken}/pickup", json={"agent_id": "agent-ada"})
         assert pickup.status_code == 200, pickup.text
         incident = await api.post("/v1/incidents", json={"description": HOSTILE_INCIDENT, "declared_by": "lead-1"})
@@ -175,6 +177,18 @@ async def test_ops_shows_a_scripted_escalation_in_chromium(
                 taken,
             )
             assert agent == "agent-ada"
+
+            await browser.wait_for(lambda source: f'data-conversation="{emailed}"' in source, reload=f"{base}/ops")
+            not_queued = await browser.script(
+                "return [...document.querySelectorAll('#not-queued-table tr[data-conversation]')]"
+                ".map(row => row.dataset.conversation);"
+            )
+            assert not_queued == [emailed]
+            queued = await browser.script(
+                "return [...document.querySelectorAll('table.queue tr[data-conversation]')]"
+                ".map(row => row.dataset.conversation);"
+            )
+            assert queued == [waiting]
 
             text = await browser.text()
             assert "Surge mode is on (incident)" in text

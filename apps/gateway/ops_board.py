@@ -51,6 +51,7 @@ class Listed:
     tier: str | None
     segment: str | None
     started_at: datetime | None
+    waiting_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class Board:
     now: datetime
     queues: list[QueueView] = field(default_factory=list)
     with_agent: list[Listed] = field(default_factory=list)
+    # Escalated but in no live queue: after hours (a callback is promised at the opening) or on an email or
+    # ticket channel (answered by reply); they join a queue later, or never.
+    not_queued: list[Listed] = field(default_factory=list)
     operations: OperationsStatus | None = None
     problems: list[str] = field(default_factory=list)  # what could not be read, said on the page
 
@@ -112,6 +116,10 @@ def visibility_query(task_queue: str) -> str:
     )
 
 
+# Added to the contract with the conversation's waiting-since time; read when this Baton has it.
+_WAITING_SINCE = getattr(sa, "WAITING_SINCE", None)
+
+
 def listed(execution: WorkflowExecution) -> Listed:
     attributes = execution.typed_search_attributes
     prefix = ids.conversation_workflow_id("")
@@ -126,6 +134,7 @@ def listed(execution: WorkflowExecution) -> Listed:
         tier=attributes.get(sa.TIER),
         segment=attributes.get(sa.SEGMENT),
         started_at=execution.start_time,
+        waiting_since=attributes.get(_WAITING_SINCE) if _WAITING_SINCE is not None else None,
     )
 
 
@@ -207,6 +216,12 @@ async def read_board(client: Client, settings: Settings, policy: Policy) -> Boar
             board.problems.append(_problem(f"Queue {name}", result))
             continue
         board.queues.append(QueueView(name, waiting_rows(result, by_id, policy, board.now)))
+    if len(board.queues) == len(names):  # only when every queue answered: else "not queued" would be a guess
+        queued = {row.conversation_id for queue in board.queues for row in queue.waiting}
+        board.not_queued = sorted(
+            (row for row in by_id.values() if row.phase == Phase.ESCALATED.value and row.conversation_id not in queued),
+            key=lambda row: (row.waiting_since or row.started_at or board.now, row.conversation_id),
+        )
     return board
 
 

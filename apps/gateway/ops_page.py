@@ -154,6 +154,30 @@ def _with_agent(rows: list[Listed]) -> str:
     )
 
 
+def _not_queued(board: Board) -> str:
+    if not board.not_queued:
+        return ""
+    body = "".join(
+        f'<tr data-conversation="{_e(row.conversation_id)}">'
+        f'<td><code class="conversation">{_e(row.conversation_id)}</code></td>'
+        f'<td>{_e(row.queue)}</td><td class="urgency">{_urgency(row.urgency)}</td>'
+        f'<td class="triggers">{_tags(row.triggers)}</td><td>{_customer(row)}</td>'
+        f"<td>{_e(_time(row.waiting_since)) or '<span class=muted>?</span>'}</td>"
+        f'<td class="num wait">'
+        f"{duration((board.now - row.waiting_since).total_seconds()) if row.waiting_since else ''}</td>"
+        "</tr>"
+        for row in board.not_queued
+    )
+    return (
+        f'<h3 id="not-queued">Escalated, in no live queue: {len(board.not_queued)}</h3>'
+        '<p class="muted">After hours (a callback is promised when the team opens; they join the queue then), '
+        "or on an email or ticket channel (answered by reply within the reply time).</p>"
+        '<table id="not-queued-table"><thead><tr><th>Conversation</th><th>Queue</th><th>Urgency</th>'
+        '<th>Triggers</th><th>Tier / segment</th><th>Escalated at</th><th class="num">Since</th></tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
 def _surge(board: Board) -> str:
     ops = board.operations
     if ops is None:
@@ -244,13 +268,18 @@ def ops_page(board: Board, month: MonthReport, chart_url: str | None, logout: bo
         '<form method="post" action="/ops/logout"><button type="submit">Log out</button></form>' if logout else ""
     )
     problems = "".join(f"<li>{_e(p)}</li>" for p in [*board.problems])
-    queues = "".join(_queue(q) for q in board.queues)
+    queues = "".join(_queue(q) for q in board.queues if q.waiting)
+    empty = [q.name for q in board.queues if not q.waiting]
+    if empty:  # one line for the quiet queues: the page is about who waits
+        names = ", ".join(f"<code>{_e(name)}</code>" for name in empty)
+        queues += f'<p class="muted" id="empty-queues">Nobody waiting in {names}.</p>'
+
     body = (
         f"<header><h1>Baton: support operations</h1><span>Updated {_e(_time(board.now))}; "
         f"refreshes every {REFRESH_SECONDS} s {logout_form}</span></header><main>"
         + (f'<section class="problems"><ul>{problems}</ul></section>' if problems else "")
         + _surge(board)
-        + f'<section id="queues"><h2>Waiting for a person: {waiting}</h2>{queues}</section>'
+        + f'<section id="queues"><h2>Waiting for a person: {waiting}</h2>{queues}{_not_queued(board)}</section>'
         + f"<section><h2>With an agent: {len(board.with_agent)}</h2>{_with_agent(board.with_agent)}</section>"
         + _report(month, chart_url)
         + "</main>"
