@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BATON_", extra="ignore")
+    # An empty variable means "not set" (compose passes `${VAR:-}` as ""): an empty BATON_CRM_FILE must not
+    # become the current directory.
+    model_config = SettingsConfigDict(env_prefix="BATON_", extra="ignore", env_ignore_empty=True)
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -339,6 +340,20 @@ def test_policy_and_crm_file_volume(services: dict[str, dict[str, Any]]) -> None
     assert (ROOT / "deploy" / "config" / "README.md").is_file()
 
 
+def test_compose_environment_makes_valid_settings(services: dict[str, dict[str, Any]]) -> None:
+    """What the Baton services get with nothing set in .env (but the required key) builds the defaults."""
+    for name in BATON_SERVICES:
+        env = {
+            key: re.sub(r"\$\{\w+:\?[^}]*\}", "required-value", _with_defaults(value))
+            for key, value in _environment(services[name]).items()
+            if key.startswith("BATON_")
+        }
+        with mock.patch.dict(os.environ, env, clear=False):
+            settings = Settings()
+        assert settings.crm_file is None, f"{name}: an unset BATON_CRM_FILE must mean the bundled customers"
+        assert settings.policy == "default" and settings.otlp_endpoint is None, name
+
+
 # -- dashboards and alert rules ------------------------------------------------------
 
 PROMQL_WORDS = {
@@ -567,3 +582,4 @@ def test_dev_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
         for pid in children:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
