@@ -10,7 +10,9 @@ Prompt injection: the transcript reaches the model only as JSON inside a
 `<transcript>` block (with `<`, `>` and `&` escaped, so a message cannot close
 the block), and the system message says it is data. The output schema is fixed
 and the reply is validated; the note is for the agent only and never feeds
-back into a decision.
+back into a decision. What the model wrote is untrusted all the same: its
+free text is cleaned of markup and links, and an action that would give money
+or access is marked as its suggestion (domain/untrusted_note.py).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from baton.activities.llm import (
 from baton.contract.activities import Handoff
 from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
 from baton.domain.handoff_note import account_line, clip, fallback_note, trigger_lines
+from baton.domain.untrusted_note import clean_note
 from baton.logging import get_logger
 from baton.settings import Settings
 
@@ -220,11 +223,21 @@ class HandoffActivities(Handoff):
             response_format=response_format(),  # type: ignore[arg-type]
             timeout=self._timeout(),
         )
-        # Facts come from Baton, not from the model: a customer's claim ("I'm enterprise") written
-        # into the transcript must never reach the agent dressed as CRM data or as a trigger.
-        note = _parse(completion).model_copy(
-            update={"account": account_line(request), "triggers": trigger_lines(request.triggers)}
-        )
+        # The model's prose is untrusted: plain text, no links, and what would give money or access is marked as
+        # the model's suggestion (domain/untrusted_note.py). Facts come from Baton, not from the model: a
+        # customer's claim ("I'm enterprise") must never reach the agent dressed as CRM data or as a trigger.
+        note, changes = clean_note(_parse(completion))
+        if changes.any:
+            log.warning(
+                "handoff_note_cleaned",
+                conversation_id=request.conversation_id,
+                markup=changes.markup,
+                links=changes.links,
+                hidden_characters=changes.hidden_characters,
+                marked_actions=changes.marked_actions,
+                marked_reply=changes.marked_reply,
+            )
+        note = note.model_copy(update={"account": account_line(request), "triggers": trigger_lines(request.triggers)})
         return note, total_tokens(completion)
 
     @activity.defn(name="write_handoff_note")

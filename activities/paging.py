@@ -79,6 +79,22 @@ def pagerduty_dedup_key(key: str) -> str:
     return f"{key[: PAGERDUTY_DEDUP_KEY_CHARS - len(digest) - 1]}~{digest}"
 
 
+def page_key(page: PageRequest) -> str:
+    """The page's Idempotency-Key: ``<dedup_key>:<action>:<workflow run id>:<activity id>``.
+
+    The dedup key groups the pages about one thing (PagerDuty keeps them as one incident: a conversation, or a
+    customer escalating again and again on one day), so it cannot tell pages apart: a receiver that dedupes on
+    it would drop every page after the first. One page is one activity execution: all its retries share the
+    workflow run and the activity id, and no other page has both. Outside an activity (a direct call), the
+    dedup key and the action.
+    """
+    key = f"{page.dedup_key}:{page.action}"
+    if not activity.in_activity():
+        return key
+    info = activity.info()
+    return f"{key}:{info.workflow_run_id}:{info.activity_id}"
+
+
 def pagerduty_event(page: PageRequest, routing_key: str, source: str = "baton") -> dict[str, Any]:
     """The Events API v2 body: a trigger with its payload, or a resolve naming only the alert."""
     event: dict[str, Any] = {

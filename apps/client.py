@@ -6,6 +6,8 @@ addressed by the names in ``baton.contract.ids``, with typed results, so no work
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -63,8 +65,6 @@ async def send_message(
     scores it in a local activity. Scores a caller put on the message are never passed on.
     Raises ConversationClosedError when the conversation has already ended.
     """
-    scores = scorer.score(message.text) if scorer is not None and message.role == "customer" else None
-    message = message.model_copy(update={"scores": scores})
     operation = WithStartWorkflowOperation(
         ids.CONVERSATION_WORKFLOW,
         ConversationInput(start=start),
@@ -82,7 +82,7 @@ async def send_message(
     )
     try:
         return await client.execute_update_with_start_workflow(
-            ids.ADD_MESSAGE, message, start_workflow_operation=operation, result_type=Decision
+            ids.ADD_MESSAGE, _scored(message, scorer), start_workflow_operation=operation, result_type=Decision
         )
     except WorkflowAlreadyStartedError as err:
         raise ConversationClosedError(start.conversation_id) from err
@@ -91,6 +91,34 @@ async def send_message(
         if err.status == RPCStatusCode.ALREADY_EXISTS:
             raise ConversationClosedError(start.conversation_id) from err
         raise
+    finally:
+        _settle(operation)
+
+
+async def add_message(
+    client: Client, conversation_id: str, message: MessageIn, scorer: Scorer | None = None
+) -> Decision:
+    """Add a message to a conversation that has started; never starts one (scored as in send_message).
+
+    Raises RPCError NOT_FOUND when the conversation does not exist, or has ended.
+    """
+    return await handle(client, conversation_id).execute_update(
+        ids.ADD_MESSAGE, _scored(message, scorer), result_type=Decision
+    )
+
+
+def _scored(message: MessageIn, scorer: Scorer | None) -> MessageIn:
+    scores = scorer.score(message.text) if scorer is not None and message.role == "customer" else None
+    return message.model_copy(update={"scores": scores})
+
+
+def _settle(operation: WithStartWorkflowOperation) -> None:
+    """Mark the start's outcome as seen. When the start fails (the conversation is closed, the server is down)
+    the SDK sets the failure on the operation's workflow-handle future as well as raising it; nobody awaits that
+    future, and asyncio would log "Future exception was never retrieved" at error level for every such call."""
+    future = getattr(operation, "_workflow_handle", None)  # the SDK keeps it private; absent in other versions
+    if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
+        future.exception()
 
 
 def initial_search_attributes(start: ConversationStart) -> TypedSearchAttributes:
@@ -135,12 +163,13 @@ def _operations_start(task_queue: str, thresholds: SurgeThresholds | None = None
 
 async def declare_incident(client: Client, task_queue: str, incident: Incident) -> OperationsStatus:
     """An operator declares an incident: a surge starts at once, for live and new conversations."""
-    return await client.execute_update_with_start_workflow(
-        ids.DECLARE_INCIDENT,
-        incident,
-        start_workflow_operation=_operations_start(task_queue),
-        result_type=OperationsStatus,
-    )
+    operation = _operations_start(task_queue)
+    try:
+        return await client.execute_update_with_start_workflow(
+            ids.DECLARE_INCIDENT, incident, start_workflow_operation=operation, result_type=OperationsStatus
+        )
+    finally:
+        _settle(operation)
 
 
 async def end_incident(client: Client, task_queue: str, declared_by: str = "operator") -> OperationsStatus:

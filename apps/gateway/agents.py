@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from temporalio.client import Client
 
 from baton.apps import client as baton_client
-from baton.apps.gateway.models import ConversationId, error_responses
+from baton.apps.gateway.models import ConversationId, PickupBody, ResolveBody, error_responses
 from baton.apps.gateway.updates import run_update
 from baton.contract.messages import ConversationState, PickupRequest, PickupResult, ResolveRequest
 from baton.logging import get_logger
@@ -23,7 +23,8 @@ def router(client: Client, decision_timeout: float) -> APIRouter:
         responses=error_responses(404, 409, 503, 504),
         summary="An agent picks up a waiting conversation and receives the handoff note and transcript",
     )
-    async def pickup(conversation_id: ConversationId, request: PickupRequest) -> PickupResult:
+    async def pickup(conversation_id: ConversationId, body: PickupBody) -> PickupResult:
+        request = PickupRequest.model_validate(body.model_dump())
         result = await run_update(
             baton_client.pickup(client, conversation_id, request),
             conversation_id=conversation_id,
@@ -39,7 +40,8 @@ def router(client: Client, decision_timeout: float) -> APIRouter:
         responses=error_responses(404, 409, 503, 504),
         summary="The owning agent resolves: disposition, CSAT, and whether to hand back to the bot",
     )
-    async def resolve(conversation_id: ConversationId, request: ResolveRequest) -> ConversationState:
+    async def resolve(conversation_id: ConversationId, body: ResolveBody) -> ConversationState:
+        request = ResolveRequest.model_validate(body.model_dump())
         state = await run_update(
             baton_client.resolve(client, conversation_id, request),
             conversation_id=conversation_id,

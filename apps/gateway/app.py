@@ -1,4 +1,5 @@
-"""The FastAPI application: /v1 behind the API key (when one is set), /healthz open."""
+"""The FastAPI application: /v1 behind the API key (when one is set), /healthz open, every request under the
+body-size limit (checked first)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Security, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from temporalio.client import Client
 
 from baton.apps.gateway import agents, chatwoot, conversations, docs, health, metrics, operations, ops
+from baton.apps.gateway.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
+from baton.apps.gateway.errors import validation_failed
 from baton.apps.gateway.models import error_responses
 from baton.classifier.scorer import Scorer, scorer_for
 from baton.logging import get_logger
@@ -33,6 +37,7 @@ def create_app(
     *,
     decision_timeout: float = DECISION_TIMEOUT_SECONDS,
     scorer: Scorer | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> FastAPI:
     try:
         app_version = version("baton")
@@ -46,6 +51,10 @@ def create_app(
         redoc_url=None,
     )
     docs.serve_docs_offline(app)
+    # Outermost but for Starlette's own error middleware: a body over the limit is refused before routing,
+    # the key check and any reading.
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_failed)  # type: ignore[arg-type]
     expected = (settings.gateway_api_key or "").encode()
     if not expected:
         log.warning("gateway_open", reason="BATON_GATEWAY_API_KEY is not set; /v1 needs no key")

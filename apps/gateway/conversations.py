@@ -9,13 +9,19 @@ import structlog
 from fastapi import APIRouter, Body, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps import client as baton_client
 from baton.apps.gateway.errors import (
     ERRORS,
     Failure,
+    field_errors,
     http_error,
     message_failure_of,
     not_found,
@@ -24,17 +30,25 @@ from baton.apps.gateway.errors import (
     unavailable,
 )
 from baton.apps.gateway.models import CloseAccepted, CloseBody, ConversationId, MessageRequest, error_responses
+from baton.apps.gateway.openings import POLICY_FIELD, Openings
 from baton.classifier.scorer import Scorer
 from baton.contract.errors import ErrorType
-from baton.contract.messages import ConversationStart, ConversationState, Decision, message_problems
+from baton.contract.messages import ConversationStart, ConversationState, Decision, MessageIn, message_problems
 from baton.logging import get_logger
 from baton.settings import Settings
 
 log = get_logger("baton.gateway")
 
 
-def router(client: Client, settings: Settings, decision_timeout: float, scorer: Scorer | None = None) -> APIRouter:
+def router(
+    client: Client,
+    settings: Settings,
+    decision_timeout: float,
+    scorer: Scorer | None = None,
+    openings: Openings | None = None,
+) -> APIRouter:
     routes = APIRouter()
+    openings = openings or Openings(settings.policy)
 
     @routes.post(
         "/conversations/{conversation_id}/messages",
@@ -43,13 +57,14 @@ def router(client: Client, settings: Settings, decision_timeout: float, scorer: 
         summary="Add a message; start the conversation if new",
     )
     async def post_message(conversation_id: ConversationId, request: MessageRequest) -> Decision:
+        message = MessageIn.model_validate(request.message.model_dump())
         bound = log.bind(
             conversation_id=conversation_id,
-            message_id=request.message.message_id,
+            message_id=message.message_id,
             workflow_id=baton_client.workflow_id(conversation_id),
-            role=request.message.role,
+            role=message.role,
         )
-        problems = message_problems(request.message)
+        problems = message_problems(message)
         if problems:
             invalid = Failure(ErrorType.INVALID_MESSAGE, "; ".join(problems), tuple(problems))
             raise _message_error(invalid, request, bound)
@@ -59,10 +74,15 @@ def router(client: Client, settings: Settings, decision_timeout: float, scorer: 
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False, include_context=False)]
             ) from err
+        # A message that could not open the conversation is never used to start it (openings.py).
+        opening = openings.problems(request.policy, message)
         try:
             decision = await asyncio.wait_for(
-                baton_client.send_message(client, settings.task_queue, start, request.message, scorer), decision_timeout
+                _send(client, settings.task_queue, start, message, scorer, may_start=not opening), decision_timeout
             )
+        except _NotStarted as err:
+            bound.info("message_rejected", problems=[problem.partition(":")[0] for problem in opening], started=False)
+            raise _opening_error(opening) from err
         except (WorkflowUpdateFailedError, baton_client.ConversationClosedError) as err:
             raise _message_error(message_failure_of(err), request, bound) from err
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
@@ -126,6 +146,51 @@ def router(client: Client, settings: Settings, decision_timeout: float, scorer: 
         return CloseAccepted(conversation_id=conversation_id, status="closing")
 
     return routes
+
+
+class _NotStarted(Exception):
+    """A message that could not open a conversation was sent to one that does not exist."""
+
+
+async def _send(
+    client: Client,
+    task_queue: str,
+    start: ConversationStart,
+    message: MessageIn,
+    scorer: Scorer | None,
+    *,
+    may_start: bool,
+) -> Decision:
+    if may_start:
+        return await baton_client.send_message(client, task_queue, start, message, scorer)
+    try:
+        return await baton_client.add_message(client, start.conversation_id, message, scorer)
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        if await _ended(client, start.conversation_id):
+            raise baton_client.ConversationClosedError(start.conversation_id) from err
+        raise _NotStarted() from err
+
+
+def _opening_error(problems: list[str]) -> HTTPException:
+    """422 naming each field: the request's policy, or the message's field."""
+    policy = [p for p in problems if p.partition(":")[0] == POLICY_FIELD]
+    message = [p for p in problems if p not in policy]
+    details = field_errors(status.HTTP_422_UNPROCESSABLE_CONTENT, policy, ("body",)).detail
+    details += field_errors(status.HTTP_422_UNPROCESSABLE_CONTENT, message, ("body", "message")).detail
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, details)
+
+
+async def _ended(client: Client, conversation_id: str) -> bool:
+    """The conversation existed and has ended (False: it never existed, or it is running)."""
+    try:
+        description = await baton_client.handle(client, conversation_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status != WorkflowExecutionStatus.RUNNING
 
 
 def _message_error(failure: Failure, request: MessageRequest, bound: structlog.stdlib.BoundLogger) -> HTTPException:

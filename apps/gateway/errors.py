@@ -8,10 +8,15 @@ Temporal connection itself (503, 504, 404) are answered here too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError
@@ -138,3 +143,31 @@ def timed_out() -> HTTPException:
 
 def not_found(conversation_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"conversation {conversation_id} not found")
+
+
+MAX_ECHOED_INPUT_CHARS = 500
+MAX_VALIDATION_ERRORS = 50
+
+
+async def validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 body, except that an input JSON cannot carry back (NaN, Infinity, a lone surrogate) or a
+    long one (megabytes of flags) is left out of its error, rather than failing the answer with a 500 or
+    echoing the request back; at most MAX_VALIDATION_ERRORS errors."""
+    errors = jsonable_encoder(exc.errors()[:MAX_VALIDATION_ERRORS])
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": [_echo(e) for e in errors]}
+    )
+
+
+def _echo(error: dict[str, Any]) -> dict[str, Any]:
+    for dropped in ((), ("input",), ("input", "ctx")):
+        candidate = {key: value for key, value in error.items() if key not in dropped}
+        try:
+            encoded = json.dumps(candidate.get("input"), allow_nan=False, ensure_ascii=False)
+            json.dumps(candidate, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        except (ValueError, UnicodeEncodeError):
+            continue
+        if len(encoded) <= MAX_ECHOED_INPUT_CHARS:
+            return candidate
+    loc = [str(part).encode("utf-8", "replace").decode("utf-8") for part in error.get("loc", ())]
+    return {"loc": loc, "msg": str(error.get("msg", "invalid value")), "type": str(error.get("type", "value_error"))}

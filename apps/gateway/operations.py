@@ -8,7 +8,7 @@ from temporalio.service import RPCError
 
 from baton.apps import client as baton_client
 from baton.apps.gateway.errors import unavailable
-from baton.apps.gateway.models import error_responses
+from baton.apps.gateway.models import IncidentBody, error_responses
 from baton.apps.gateway.updates import run_update
 from baton.contract.messages import Incident, OperationsStatus
 from baton.logging import get_logger
@@ -26,7 +26,8 @@ def router(client: Client, settings: Settings, decision_timeout: float) -> APIRo
         responses=error_responses(503, 504),
         summary="Declare an incident: a surge starts for live and new conversations",
     )
-    async def declare(incident: Incident) -> OperationsStatus:
+    async def declare(body: IncidentBody) -> OperationsStatus:
+        incident = Incident.model_validate(body.model_dump())
         status_now = await run_update(
             baton_client.declare_incident(client, settings.task_queue, incident),
             conversation_id="operations",
