@@ -215,7 +215,7 @@ async def test_worker_and_gateway_export_the_listed_series(
     assert total(worker, "baton_llm_fallbacks_total", purpose="handoff_note", reason="failed") == 1
     assert llm.calls == 4
     # The store has no tables: each write attempt failed and was counted.
-    assert total(worker, "baton_store_write_failures_total", record="escalation", error="OperationalError") >= 2
+    assert total(worker, "baton_store_write_failures_total", record="escalation", error="OperationalError") >= 1
     # The SDK's own series that deploy/ relies on.
     assert total(worker, "temporal_num_pollers", poller_type="workflow_task", **mine) >= 1
     assert total(worker, "temporal_activity_execution_failed_total", activity_type="record_escalation") >= 1
