@@ -18,6 +18,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from baton.apps import conversation_view
 from baton.classifier.scorer import Scorer
 from baton.contract import ids
 from baton.contract import search_attributes as sa
@@ -52,7 +53,7 @@ def workflow_id(conversation_id: str) -> str:
 
 
 def static_summary(start: ConversationStart) -> str:
-    return f"Support conversation {start.conversation_id} ({start.channel})"[:200]
+    return conversation_view.static_summary(start)
 
 
 async def send_message(
@@ -75,10 +76,7 @@ async def send_message(
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         static_summary=static_summary(start),
         search_attributes=initial_search_attributes(start),
-        static_details=(
-            f"Customer `{start.customer_id}` on **{start.channel}**. "
-            "Each message is an `add_message` update answered with a decision; query `state` for the transcript."
-        ),
+        static_details=conversation_view.static_details(start),
     )
     try:
         return await client.execute_update_with_start_workflow(

@@ -11,5 +11,8 @@ SEGMENT = SearchAttributeKey.for_keyword("BatonSegment")
 TRIGGERS = SearchAttributeKey.for_keyword_list("BatonTriggers")
 AGENT = SearchAttributeKey.for_keyword("BatonAgent")
 QUEUE = SearchAttributeKey.for_keyword("BatonQueue")
+# When the latest escalation started waiting for a person (kept after pickup: with BatonPhase = "escalated",
+# the time the customer has been waiting since).
+WAITING_SINCE = SearchAttributeKey.for_datetime("BatonWaitingSince")
 
-ALL = (PHASE, URGENCY, TIER, SEGMENT, TRIGGERS, AGENT, QUEUE)
+ALL = (PHASE, URGENCY, TIER, SEGMENT, TRIGGERS, AGENT, QUEUE, WAITING_SINCE)

@@ -154,7 +154,7 @@ async def test_operator_view(client: Client, task_queue: str) -> None:
     assert attrs.get(sa.TIER) == "enterprise"
     assert attrs.get(sa.SEGMENT) == "enterprise"
     assert "legal_threat" in (attrs.get(sa.TRIGGERS) or [])
-    assert await desc.static_summary() == f"Support conversation {start.conversation_id} (chat)"
+    assert await desc.static_summary() == f"Support chat {start.conversation_id} with customer cus_enterprise"
     metadata = await handle(client, start.conversation_id).query("__temporal_workflow_metadata")
     details = metadata.current_details
     assert "escalated" in details.lower() and "legal_threat" in details

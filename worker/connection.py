@@ -23,8 +23,9 @@ DATA_CONVERTER: DataConverter = pydantic_data_converter
 _INDEXED_TYPES = {
     "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
     "KEYWORD_LIST": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    "DATETIME": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
 }
-_CLI_TYPES = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList"}
+_CLI_TYPES = {"KEYWORD": "Keyword", "KEYWORD_LIST": "KeywordList", "DATETIME": "Datetime"}
 
 
 async def connect(

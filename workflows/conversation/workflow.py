@@ -125,9 +125,9 @@ class ConversationWorkflow:
             try:
                 await workflow.wait_condition(
                     # A message, a pickup or a resolution moves the idle deadline: wait again from it.
-                    lambda seen=seen, idle=idle: self._should_stop()
-                    or handoff.replans != seen
-                    or (idle_close and self._idle_deadline() != idle),
+                    lambda seen=seen, idle=idle: (
+                        self._should_stop() or handoff.replans != seen or (idle_close and self._idle_deadline() != idle)
+                    ),
                     timeout=(due - now) if due else None,
                     timeout_summary=summary,
                 )
@@ -203,7 +203,11 @@ class ConversationWorkflow:
 
     # --- messages ----------------------------------------------------------------------------------
 
-    @workflow.update(name=ids.ADD_MESSAGE)
+    @workflow.update(
+        name=ids.ADD_MESSAGE,
+        description="A message of the conversation (the customer's, the bot's, or the agent's who has it), answered "
+        "with Baton's decision: continue with the bot, escalate to a person, or leave it to the person who has it.",
+    )
     async def add_message(self, message: MessageIn) -> Decision:
         """A message of the conversation (customer, bot or agent), answered with a Decision."""
         async with self._lock:
@@ -335,7 +339,11 @@ class ConversationWorkflow:
 
     # --- agents ------------------------------------------------------------------------------------
 
-    @workflow.update(name=ids.PICKUP)
+    @workflow.update(
+        name=ids.PICKUP,
+        description="An agent takes the waiting conversation; answered with the handoff note, the transcript and "
+        "the customer's account, so the customer never repeats themself.",
+    )
     async def pickup(self, request: PickupRequest) -> PickupResult:
         """An agent takes the conversation; answered with the handoff note, transcript and context."""
         handoff = self._ready.handoff
@@ -360,7 +368,10 @@ class ConversationWorkflow:
         if problem:
             raise ApplicationError(problem, problem, type=ErrorType.AGENT_ACTION_REFUSED)
 
-    @workflow.signal(name=ids.PICKUP_SIGNAL)
+    @workflow.signal(
+        name=ids.PICKUP_SIGNAL,
+        description="The same pickup, for helpdesks that can only signal; a refused pickup is logged, not applied.",
+    )
     async def pickup_signal(self, request: PickupRequest) -> None:
         """For backends that can only signal: same rules, and a refused pickup is logged, not applied."""
         problem = self._pickup_problem(request)
@@ -397,7 +408,11 @@ class ConversationWorkflow:
         self._publish()
         return escalation, True
 
-    @workflow.update(name=ids.RESOLVE)
+    @workflow.update(
+        name=ids.RESOLVE,
+        description="The agent is done: resolved, with the disposition (was a person needed?) and the customer's "
+        "CSAT, or handed back to the bot.",
+    )
     async def resolve(self, request: ResolveRequest) -> ConversationState:
         """The agent is done: resolved (cooling starts) or handed back to the bot."""
         policy = self._ready.policy
@@ -443,12 +458,18 @@ class ConversationWorkflow:
 
     # --- queries and signals -----------------------------------------------------------------------
 
-    @workflow.query(name=ids.STATE)
+    @workflow.query(
+        name=ids.STATE,
+        description="The whole conversation: transcript, decisions, the escalation and the customer's account.",
+    )
     def state(self) -> ConversationState:
         """The whole state: transcript, decisions, escalation, context."""
         return self._state
 
-    @workflow.signal(name=ids.CLOSE)
+    @workflow.signal(
+        name=ids.CLOSE,
+        description="End the conversation: it leaves any queue, its outcome is recorded, later messages are refused.",
+    )
     def close(self, request: CloseRequest) -> None:
         """End the conversation: leave any queue, record the outcome, finish."""
         if not self._closing:
