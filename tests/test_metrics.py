@@ -258,3 +258,37 @@ async def test_healthz_fails_when_the_store_does_not_answer(client: Client, tmp_
         health = await http.get("/healthz")
     assert health.status_code == 503
     assert health.json()["checks"] == {"temporal": "ok", broken: "failed"}
+
+
+async def test_the_llm_judge_is_measured_like_the_note() -> None:
+    """The judge's calls, tokens and fallbacks (failed, no endpoint, over budget) through the activity meter."""
+    from temporalio.testing import ActivityEnvironment
+
+    from baton.activities.judge import JudgeActivities
+    from tests.test_llm_judge import JudgeLlm, judge_request, judge_settings
+
+    address = f"127.0.0.1:{free_port()}"
+    runtime = metrics_runtime(address)  # held: the endpoint lives as long as the runtime
+    meter = runtime.metric_meter
+    llm = JudgeLlm()
+    async with serving(llm.app(), on_stop=llm.release.set) as url:
+        llm.base_url = f"{url}/v1"
+
+        async def judge(settings: Settings, **fields: Any) -> None:
+            environment = ActivityEnvironment()
+            environment.metric_meter = meter
+            await environment.run(JudgeActivities(settings).judge_message, judge_request(**fields))
+
+        await judge(judge_settings(llm))
+        llm.mode = "http_500"
+        await judge(judge_settings(llm))
+        await judge(judge_settings(llm), tokens_used=1900, max_tokens=150, token_budget=2000)
+        await judge(Settings(llm_base_url=None))
+    assert llm.problems == [] and len(llm.requests) == 2
+    samples = await scrape(f"http://{address}/metrics")
+    assert total(samples, "baton_llm_calls_total", purpose="judge", outcome="ok") == 1
+    assert total(samples, "baton_llm_calls_total", purpose="judge", outcome="failed") == 1
+    assert total(samples, "baton_llm_tokens_total", purpose="judge") == 1015
+    assert total(samples, "baton_llm_latency_seconds_count", purpose="judge") == 2
+    for reason in ("failed", "over_budget", "no_endpoint"):
+        assert total(samples, "baton_llm_fallbacks_total", purpose="judge", reason=reason) == 1, reason
