@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,9 +52,10 @@ class SavedView:
     shows_taken: bool  # the conversation with an agent is in the list
 
 
-def saved_views(queue: str) -> list[SavedView]:
-    """The views docs/operators.md documents, with what each must list."""
-    return [
+def saved_views(queue: str, cutoff: datetime) -> list[SavedView]:
+    """The views docs/operators.md documents, with what each must list; `cutoff` is a time after both
+    conversations escalated (the waiting-since view lists those waiting since before it)."""
+    views = [
         SavedView("escalated", "Waiting for a person", f'{sa.PHASE.name}="escalated"', True, False),
         SavedView(
             "immediate",
@@ -85,6 +86,14 @@ def saved_views(queue: str) -> list[SavedView]:
             True,
         ),
     ]
+    if WAITING_SINCE is not None:
+        since = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        query = f'{sa.PHASE.name}="escalated" AND {WAITING_SINCE.name} < "{since}"'
+        views.append(SavedView("waiting-since", f"Waiting since before {since}", query, True, False))
+    return views
+
+
+WAITING_SINCE = getattr(sa, "WAITING_SINCE", None)  # the views use it where this Baton has it
 
 
 # The UI keeps each browser's list columns in localStorage under this key (UI 2.x); Baton's search attributes
@@ -119,6 +128,7 @@ class Played:
     waiting: str  # conversation ids
     taken: str
     queue: str
+    at: datetime  # after both escalated
 
 
 async def play(client: Client, task_queue: str) -> Played:
@@ -137,7 +147,7 @@ async def play(client: Client, task_queue: str) -> Played:
     state = await baton_client.get_state(client, waiting)
     if state.escalation is None:
         raise RuntimeError(f"{waiting}: no escalation in its state")
-    return Played(waiting, taken, state.escalation.queue)
+    return Played(waiting, taken, state.escalation.queue, datetime.now(UTC) + timedelta(seconds=1))
 
 
 async def capture(browser: Browser, ui: str, played: Played, out: Path, timeout: float = 60.0) -> list[Path]:
@@ -145,7 +155,7 @@ async def capture(browser: Browser, ui: str, played: Played, out: Path, timeout:
     out.mkdir(parents=True, exist_ok=True)
     await show_baton_columns(browser, ui)
     written = []
-    for view in saved_views(played.queue):
+    for view in saved_views(played.queue, played.at):
         url = list_url(ui, view.query)
         expected = [c for c, on in ((played.waiting, view.shows_waiting), (played.taken, view.shows_taken)) if on]
         absent = [c for c, on in ((played.waiting, view.shows_waiting), (played.taken, view.shows_taken)) if not on]

@@ -11,7 +11,7 @@ import pytest
 from baton.settings import Settings
 from baton.worker.wiring import build_worker
 from scripts.headless_chromium import blank_reason, headless_chromium, missing
-from scripts.temporal_ui_screenshots import capture, dev_server_with_ui, play, saved_views
+from scripts.temporal_ui_screenshots import capture, dev_server_with_ui, list_url, play, saved_views
 from tests.conftest import server_binary
 
 
@@ -25,10 +25,17 @@ async def test_saved_views_list_the_conversations_they_select(tmp_path: Path) ->
                 # capture() loads each view until the list shows what the query selects, and fails when it
                 # also shows the conversation the query leaves out.
                 written = await capture(browser, ui, played, tmp_path)
-                source = await browser.source()
-    assert [p.name for p in written] == [f"temporal-ui-{v.name}.png" for v in saved_views(played.queue)]
+                # The agent's view again: Baton's columns show the agent and the urgency in the row.
+                view = next(v for v in saved_views(played.queue, played.at) if v.name == "with-agent")
+                await browser.get(list_url(ui, view.query))
+                source = await browser.wait_for(
+                    lambda page: f"conversation-{played.taken}" in page and "agent-ada" in page,
+                    timeout=60,
+                    reload=list_url(ui, view.query),
+                    reload_every=8.0,
+                )
+    assert [p.name for p in written] == [f"temporal-ui-{v.name}.png" for v in saved_views(played.queue, played.at)]
     for path in written:
         assert blank_reason(path.read_bytes()) is None
-    # The last view (with an agent) lists the agent's conversation with Baton's columns.
-    assert f"conversation-{played.taken}" in source and f"conversation-{played.waiting}" not in source
-    assert "agent-ada" in source and "BatonUrgency" in source
+    assert f"conversation-{played.waiting}" not in source
+    assert "BatonUrgency" in source and "immediate" in source
