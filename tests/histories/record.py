@@ -1,7 +1,8 @@
 """Record a conversation history for the replay test.
 
 Run after a deliberate, versioned change to ConversationWorkflow:
-    .venv/bin/python -m tests.histories.record tests/histories/vN_what_changed.json
+    .venv/bin/python -m tests.histories.record tests/histories/vN_what_changed.json [--idle]
+(`--idle`: the conversation ends by itself after the policy's idle time, not by the close signal.)
 Keep the old files: each one proves that today's code still replays yesterday's conversations.
 """
 
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
@@ -19,8 +21,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from baton.apps.binaries import test_server
-from baton.apps.client import close, handle, send_message
-from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn
+from baton.apps.client import close, handle, pickup, resolve, send_message
+from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn, PickupRequest, ResolveRequest
 from baton.policies import load_policy
 from baton.settings import Settings
 from baton.store.database import migrate_async
@@ -39,7 +41,7 @@ SCRIPT = [
 ]
 
 
-async def record(path: Path) -> None:
+async def record(path: Path, idle: bool = False) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server(), data_converter=pydantic_data_converter
     )
@@ -64,11 +66,17 @@ async def record(path: Path) -> None:
                     await send_message(
                         env.client, settings.task_queue, start, MessageIn(message_id=message_id, role=role, text=text)
                     )
-            await close(env.client, start.conversation_id, reason="recorded")
+            if idle:
+                # Picked up and resolved, then nobody writes: the idle timer closes it.
+                await pickup(env.client, start.conversation_id, PickupRequest(agent_id="agent-1"))
+                await resolve(env.client, start.conversation_id, ResolveRequest(agent_id="agent-1", necessary=True, csat=4))
+                await env.sleep(policy.idle_close.default + timedelta(minutes=1))
+            else:
+                await close(env.client, start.conversation_id, reason="recorded")
             await handle(env.client, start.conversation_id).result()
             history = await handle(env.client, start.conversation_id).fetch_history()
     path.write_text(history.to_json())
 
 
 if __name__ == "__main__":
-    asyncio.run(record(Path(sys.argv[1])))
+    asyncio.run(record(Path(sys.argv[1]), idle="--idle" in sys.argv[2:]))
