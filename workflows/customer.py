@@ -50,7 +50,10 @@ class CustomerWorkflow:
         self._describe()
         return self._status
 
-    @workflow.signal(name="escalation_resolved")
+    @workflow.signal(
+        name="escalation_resolved",
+        description="An escalation of this customer was resolved: the cooling period starts or goes on.",
+    )
     def escalation_resolved(self, resolved: ResolvedEscalation) -> None:
         status = self._status
         in_window = status.cooling_until is not None and resolved.escalated_at < status.cooling_until
@@ -61,7 +64,9 @@ class CustomerWorkflow:
         status.cooling_until = resolved.resolved_at + timedelta(seconds=resolved.cooling_seconds)
         self._describe()
 
-    @workflow.query(name="status")
+    @workflow.query(
+        name="status", description="The customer's recent escalations and whether they are in a cooling period."
+    )
     def status(self) -> CoolingStatus:
         return self._status
 

@@ -36,7 +36,9 @@ class OperationsWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(self._state)
 
-    @workflow.signal(name=ids.OPERATIONS_EVENT)
+    @workflow.signal(
+        name=ids.OPERATIONS_EVENT, description="A conversation escalated or left a queue: counts toward the surge."
+    )
     def event(self, event: OperationsEvent) -> None:
         s = self._state
         s.thresholds = event.thresholds
@@ -50,7 +52,10 @@ class OperationsWorkflow:
         s.escalation_times = [t for t in s.escalation_times if t >= cutoff]
         self._describe()
 
-    @workflow.update(name=ids.DECLARE_INCIDENT)
+    @workflow.update(
+        name=ids.DECLARE_INCIDENT,
+        description="An operator declares an incident: a surge starts at once and the bot gives its status.",
+    )
     async def declare_incident(self, incident: Incident) -> OperationsStatus:
         self._state.incident = incident.model_copy(update={"started_at": workflow.now()})
         self._state.incidents_declared += 1
@@ -58,7 +63,7 @@ class OperationsWorkflow:
         await self._record(self._state.incident, ended_at=None)
         return self.status()
 
-    @workflow.update(name=ids.END_INCIDENT)
+    @workflow.update(name=ids.END_INCIDENT, description="An operator ends the declared incident.")
     async def end_incident(self, declared_by: str) -> OperationsStatus:
         incident = self._state.incident
         if incident is None:
@@ -89,7 +94,10 @@ class OperationsWorkflow:
         except ActivityError as err:
             workflow.logger.warning("incident not recorded", extra={"error": str(err.cause or err)})
 
-    @workflow.query(name=ids.OPERATIONS_STATUS)
+    @workflow.query(
+        name=ids.OPERATIONS_STATUS,
+        description="Surge or not and why: waiting conversations, escalations in the last hour, the incident.",
+    )
     def status(self) -> OperationsStatus:
         s = self._state
         cutoff = workflow.now() - RATE_WINDOW

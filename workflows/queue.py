@@ -41,7 +41,7 @@ class QueueWorkflow:
         self._state.pickups = list(self._pickups)
         workflow.continue_as_new(self._state)
 
-    @workflow.signal(name="enqueue")
+    @workflow.signal(name="enqueue", description="A conversation joins this team's queue (again: it keeps its place).")
     def enqueue(self, entry: QueueEntry) -> None:
         # Idempotent: a retried enqueue replaces the entry, keeping its original place.
         existing = next((e for e in self._state.entries if e.conversation_id == entry.conversation_id), None)
@@ -51,7 +51,7 @@ class QueueWorkflow:
         self._state.entries.append(entry)
         self._describe()
 
-    @workflow.signal(name="remove")
+    @workflow.signal(name="remove", description="A conversation leaves the queue: picked up, moved or closed.")
     def remove(self, removal: QueueRemoval) -> None:
         before = len(self._state.entries)
         self._state.entries = [e for e in self._state.entries if e.conversation_id != removal.conversation_id]
@@ -59,14 +59,14 @@ class QueueWorkflow:
             self._pickups.append(removal.at)
         self._describe()
 
-    @workflow.signal(name="raise_priority")
+    @workflow.signal(name="raise_priority", description="A conversation past its pickup SLA moves up the queue.")
     def raise_priority(self, conversation_id: str) -> None:
         for i, entry in enumerate(self._state.entries):
             if entry.conversation_id == conversation_id:
                 self._state.entries[i] = entry.model_copy(update={"boost": entry.boost + 1})
         self._describe()
 
-    @workflow.query(name="status")
+    @workflow.query(name="status", description="One conversation's position in line and expected wait.")
     def status(self, conversation_id: str) -> QueueStatus:
         order = ordered(self._state.entries)
         position = next((i + 1 for i, e in enumerate(order) if e.conversation_id == conversation_id), None)
@@ -80,7 +80,7 @@ class QueueWorkflow:
             estimated_wait_seconds=ahead * self._seconds_per_pickup(default),
         )
 
-    @workflow.query(name="entries")
+    @workflow.query(name="entries", description="Everyone waiting in this queue, in the order agents take them.")
     def entries(self) -> list[QueueEntry]:
         return ordered(self._state.entries)
 
