@@ -24,9 +24,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -469,21 +470,31 @@ def _changed(payload: Mapping[str, Any], attribute: str) -> int | None:
 _V1_MESSAGES = re.compile(r"^/v1/conversations/([^/]+)/messages/?$")
 
 
+class ReservedNamespace:
+    """ASGI middleware: refuses /v1 messages to a ``chatwoot-`` conversation (see ``reserve_namespace``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            found = _V1_MESSAGES.match(scope["path"])
+            if found and chatwoot.is_chatwoot(found.group(1)):
+                problem = {
+                    "loc": ["path", "conversation_id"],
+                    "msg": f"'{chatwoot.CONVERSATION_PREFIX}' conversations belong to Chatwoot (POST /chatwoot/events)",
+                    "type": "value_error",
+                }
+                response = JSONResponse({"detail": [problem]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def reserve_namespace(app: FastAPI) -> None:
     """Refuse /v1 messages to a ``chatwoot-`` conversation: those conversations and their message ids are
     Chatwoot's, so no /v1 client can write into one or collide with its ``cw-<id>`` messages."""
-
-    @app.middleware("http")
-    async def refuse(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        found = _V1_MESSAGES.match(request.url.path)
-        if request.method == "POST" and found and chatwoot.is_chatwoot(found.group(1)):
-            problem = {
-                "loc": ["path", "conversation_id"],
-                "msg": f"'{chatwoot.CONVERSATION_PREFIX}' conversations belong to Chatwoot (POST /chatwoot/events)",
-                "type": "value_error",
-            }
-            return JSONResponse({"detail": [problem]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-        return await call_next(request)
+    app.add_middleware(ReservedNamespace)
 
 
 def router(client: Client, settings: Settings, decision_timeout: float, scorer: Scorer | None = None) -> APIRouter:
