@@ -86,14 +86,10 @@ def saved_views(queue: str, cutoff: datetime) -> list[SavedView]:
             True,
         ),
     ]
-    if WAITING_SINCE is not None:
-        since = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        query = f'{sa.PHASE.name}="escalated" AND {WAITING_SINCE.name} < "{since}"'
-        views.append(SavedView("waiting-since", f"Waiting since before {since}", query, True, False))
+    since = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    query = f'{sa.PHASE.name}="escalated" AND {sa.WAITING_SINCE.name} < "{since}"'
+    views.append(SavedView("waiting-since", f"Waiting since before {since}", query, True, False))
     return views
-
-
-WAITING_SINCE = getattr(sa, "WAITING_SINCE", None)  # the views use it where this Baton has it
 
 
 # The UI keeps each browser's list columns in localStorage under this key (UI 2.x); Baton's search attributes

@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.apps.gateway import serve
 from baton.apps.gateway.ops import COOKIE, OpsAccess
+from baton.apps.gateway.ops_board import Board, MonthReport, QueueView, Waiting
+from baton.apps.gateway.ops_page import ops_page
+from baton.contract.messages import OperationsStatus
 from baton.settings import Settings
 from baton.worker.wiring import build_worker
 from scripts.headless_chromium import blank_reason, headless_chromium, missing
@@ -184,6 +188,12 @@ async def test_ops_shows_a_scripted_escalation_in_chromium(
                 ".map(row => row.dataset.conversation);"
             )
             assert not_queued == [emailed]
+            escalated_at = await browser.script(
+                "return document.querySelector("
+                "`#not-queued-table tr[data-conversation='${arguments[0]}'] td:nth-child(6)`).innerText;",
+                emailed,
+            )
+            assert escalated_at.endswith(" UTC"), escalated_at  # from BatonWaitingSince
             queued = await browser.script(
                 "return [...document.querySelectorAll('table.queue tr[data-conversation]')]"
                 ".map(row => row.dataset.conversation);"
@@ -212,3 +222,30 @@ async def test_ops_shows_a_scripted_escalation_in_chromium(
                 "return document.querySelector(arguments[0]).getBoundingClientRect().toJSON();", row
             )
             assert box["height"] > 0 and box["width"] > 0
+
+
+def test_a_wait_past_the_sla_reads_as_breached() -> None:
+    now = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+    def row(conversation: str, waited: float, urgency: str = "immediate") -> Waiting:
+        return Waiting(
+            conversation_id=conversation,
+            position=1,
+            urgency=urgency,
+            waiting_since=now - timedelta(seconds=waited),
+            wait_seconds=waited,
+            sla_seconds=180.0,
+            raised=1 if waited > 180 else 0,
+            callback=False,
+            listed=None,  # visibility has not caught up: the page says so rather than guessing
+        )
+
+    queue = QueueView("support", [row("late", 400), row("on-time", 60)])
+    board = Board(now=now, queues=[queue, QueueView("billing", [])], operations=OperationsStatus())
+    html = ops_page(board, MonthReport(None, "The store did not answer."), None, logout=True)
+    assert queue.breached == 1 and queue.longest_wait_seconds == 400
+    assert '<tr data-conversation="late" class="breached">' in html and "breached by 3 min 40 s" in html
+    assert '<tr data-conversation="on-time" class="waiting">' in html and "2 min 00 s left" in html
+    assert "1 past SLA" in html and "raised" in html
+    assert "Nobody waiting in <code>billing</code>" in html
+    assert "The store did not answer." in html  # the report's absence is said, the live part still shown

@@ -116,10 +116,6 @@ def visibility_query(task_queue: str) -> str:
     )
 
 
-# Added to the contract with the conversation's waiting-since time; read when this Baton has it.
-_WAITING_SINCE = getattr(sa, "WAITING_SINCE", None)
-
-
 def listed(execution: WorkflowExecution) -> Listed:
     attributes = execution.typed_search_attributes
     prefix = ids.conversation_workflow_id("")
@@ -134,7 +130,7 @@ def listed(execution: WorkflowExecution) -> Listed:
         tier=attributes.get(sa.TIER),
         segment=attributes.get(sa.SEGMENT),
         started_at=execution.start_time,
-        waiting_since=attributes.get(_WAITING_SINCE) if _WAITING_SINCE is not None else None,
+        waiting_since=attributes.get(sa.WAITING_SINCE),
     )
 
 
