@@ -92,6 +92,9 @@ async def test_ops_is_behind_the_key(dev_env: WorkflowEnvironment, ops_settings:
         assert refused.status_code == 401 and "not the gateway" in refused.text
         assert COOKIE not in refused.cookies
 
+        stuffed = await http.post("/ops/login", data={f"f{i}": "x" for i in range(50)})
+        assert stuffed.status_code == 400 and COOKIE not in stuffed.cookies
+
         signed_in = await http.post("/ops/login", data={"key": KEY})
         assert signed_in.status_code == 303 and signed_in.headers["location"] == "/ops"
         cookie = signed_in.headers["set-cookie"]

@@ -154,7 +154,10 @@ def router(client: Client, settings: Settings) -> APIRouter:
     @routes.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
         # A plain urlencoded form, read here: no multipart parser needed (the body limit applies as everywhere).
-        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        try:
+            fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=10)
+        except ValueError:  # more fields than a sign-in form has
+            return _html(login_page("Send the form's one field, key."), status.HTTP_400_BAD_REQUEST)
         key = (fields.get("key") or [""])[0]
         if access.open:
             return RedirectResponse("/ops", status.HTTP_303_SEE_OTHER)
