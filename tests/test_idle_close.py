@@ -206,7 +206,9 @@ async def test_the_report_counts_open_conversations(env: WorkflowEnvironment, tq
     assert figures["escalation_rate"] == round(5 / 9, 4)
     running = [n for n, s in starts.items() if await status(env, s) == WorkflowExecutionStatus.RUNNING]
     assert sorted(running) == ["b2", "b3", "b4", "e1", "e2", "e3", "e4", "e5"]  # all but the one closed
-    assert (await row(store, starts["b2"].conversation_id)).outcome == "open"
+    still_open = await row(store, starts["b2"].conversation_id)
+    assert still_open is not None and still_open.outcome == "open" and still_open.closed_at is None
+    assert still_open.segment == "mid_market"  # an open conversation is grouped by segment too
 
 
 # --- on the dev server: across continue-as-new, then out through `baton export` ------------------------------

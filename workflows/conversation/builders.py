@@ -40,6 +40,7 @@ def start_record(state: ConversationState, started_at: datetime) -> Conversation
         customer_id=state.start.customer_id,
         channel=state.start.channel,
         started_at=state.transcript[0].at if state.transcript else started_at,
+        segment=segment_of(state),  # as first decided; the close records the final one
         tier=state.context.facts.tier if state.context else None,
         policy_name=state.policy_name,
     )
