@@ -3,8 +3,10 @@
 Each message arrives as the `add_message` update and is answered with a Decision. Messages are
 processed strictly in arrival order under a lock, and a message id seen before returns the decision
 it got the first time. After an escalation the main loop runs the dead-zone ladder (ladder.py) as
-durable timers until an agent picks up; the handoff itself (queue, note, ticket, pages) is in
-handoff.py, what operators see in visibility.py, what is sent out is built in builders.py.
+durable timers until an agent picks up; while the bot has the conversation, or once it is resolved,
+the same loop closes it when nobody writes for the policy's idle time (idle.py). The handoff itself
+(queue, note, ticket, pages) is in handoff.py, what operators see in visibility.py, what is sent out is
+built in builders.py.
 """
 
 from __future__ import annotations
