@@ -13,7 +13,7 @@ from datetime import date, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from baton.contract.messages import Intent, Topic, TriggerCategory, Urgency
 
@@ -316,30 +316,28 @@ class Cooling(_Strict):
     page_lead_after: int = Field(default=2, ge=2, description="Escalations within one window that page a team lead")
 
 
+def _idle_time(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be positive (null: never closes by itself)")
+    return value
+
+
+IdleTime = Annotated[timedelta | None, AfterValidator(_idle_time)]
+
+
 class IdleClose(_Strict):
     """A conversation nobody writes in closes itself, with the reason `idle`. The idle time counts from the
     last message while the bot has the conversation (the customer's or the bot's answer), or from the
     resolution; never while the customer waits for a person or a person has it. Per channel, since a chat
     is over in minutes and an email thread in days; `null` keeps a channel open until it is closed."""
 
-    default: timedelta | None = Field(
+    default: IdleTime = Field(
         default=timedelta(minutes=30), description="Idle time that closes a conversation on an unlisted channel"
     )
-    channels: dict[str, timedelta | None] = Field(
+    channels: dict[Annotated[str, Field(min_length=1)], IdleTime] = Field(
         default_factory=lambda: {"email": timedelta(days=3), "ticket": timedelta(days=3)},
         description="Idle time per channel name, over the default",
     )
-
-    @model_validator(mode="after")
-    def _positive(self) -> IdleClose:
-        if self.default is not None and self.default <= timedelta(0):
-            raise ValueError("default: must be positive (null: never close idle conversations)")
-        for channel, after in self.channels.items():
-            if not channel.strip():
-                raise ValueError("channels: a channel name must not be empty")
-            if after is not None and after <= timedelta(0):
-                raise ValueError(f"channels.{channel}: must be positive (null: {channel} never closes by itself)")
-        return self
 
     def after(self, channel: str) -> timedelta | None:
         """How long a conversation on `channel` may stay idle; None when it never closes by itself."""

@@ -178,3 +178,31 @@ def test_policy_show_renders_hours_surge_cooling_and_handoff() -> None:
 def test_policy_show_without_hours_says_always_on_shift() -> None:
     policy = load_policy(str(DEFAULT)).model_copy(update={"hours": None})
     assert "Business hours: none set; people are always on shift." in render_matrix(policy)
+
+
+def test_idle_close_is_validated_and_shown() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "baton.apps.cli", "policy", "show", str(DEFAULT)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = out.splitlines()
+    assert "- any channel not listed: after 30 min" in lines
+    assert "- email: after 3 days" in lines and "- ticket: after 3 days" in lines
+    policy = load_policy(str(DEFAULT))
+    assert policy.idle_close.after("chat").total_seconds() == 1800
+    assert policy.idle_close.after("email").total_seconds() == 3 * 86400
+
+    text = default_text()
+    negative = errors_for(text.replace("    email: 259200          # 3 days", "    email: -60"))
+    assert any(
+        f"p.yaml:{line_of(text, 'email: 259200')}: idle_close.channels.email:" in p and "must be positive" in p
+        for p in negative
+    ), negative
+    zero = errors_for(text.replace("  default: 1800", "  default: 0"))
+    assert any("idle_close.default:" in p and "must be positive" in p for p in zero), zero
+    # null keeps a channel's conversations open until they are closed.
+    never = load_policy_text(text.replace("  default: 1800", "  default: null"), "p.yaml")
+    assert never.idle_close.after("chat") is None and never.idle_close.after("email") is not None
+    assert "- any channel not listed: after never (stays open until closed)" in render_matrix(never).splitlines()
