@@ -69,7 +69,9 @@ async def record(path: Path, idle: bool = False) -> None:
             if idle:
                 # Picked up and resolved, then nobody writes: the idle timer closes it.
                 await pickup(env.client, start.conversation_id, PickupRequest(agent_id="agent-1"))
-                await resolve(env.client, start.conversation_id, ResolveRequest(agent_id="agent-1", necessary=True, csat=4))
+                await resolve(
+                    env.client, start.conversation_id, ResolveRequest(agent_id="agent-1", necessary=True, csat=4)
+                )
                 await env.sleep(policy.idle_close.default + timedelta(minutes=1))
             else:
                 await close(env.client, start.conversation_id, reason="recorded")
