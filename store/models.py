@@ -170,3 +170,25 @@ class ReviewLabel(Base):
     labelled_at: Mapped[datetime]
 
     __table_args__ = (Index(None, "labelled_at"),)
+
+
+class MissedLabel(Base):
+    """A conversation that should have been handed off, and from which customer message (a missed escalation);
+    one per conversation and reviewer. Marked by a reviewer (`baton review label --missed`) or by the agent
+    who got it late (the gateway's ``/missed``)."""
+
+    __tablename__ = "missed_labels"
+
+    conversation_id: Mapped[str] = mapped_column(
+        String(ID_LENGTH), ForeignKey("conversations.conversation_id", ondelete="CASCADE"), primary_key=True
+    )
+    reviewer: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    source: Mapped[str] = mapped_column(String(20), default="review", server_default="review")
+    note: Mapped[str | None] = mapped_column(Text)
+    labelled_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("source IN ('review', 'agent')", name="source"),
+        Index(None, "labelled_at"),
+    )

@@ -24,8 +24,9 @@ The functions run statements on the caller's session and do not commit.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AwareDatetime, BaseModel, Field
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,12 +35,25 @@ from baton.contract.records import (
     ConversationEndRecord,
     ConversationStartRecord,
     EscalationRecord,
+    Id,
     IncidentRecord,
     PickupRecord,
     ResolutionRecord,
     ReviewLabelRecord,
 )
-from baton.store.models import Conversation, Escalation, Incident, ReviewLabel
+from baton.store.models import Conversation, Escalation, Incident, MissedLabel, ReviewLabel
+
+
+class MissedLabelRecord(BaseModel):
+    """A missed escalation: the conversation should have been handed off from the customer message
+    ``message_id``. Written by apps only (the CLI, the gateway), never by a workflow."""
+
+    conversation_id: Id
+    message_id: Id
+    reviewer: Id
+    labelled_at: AwareDatetime
+    source: Literal["review", "agent"] = "review"
+    note: Annotated[str, Field(max_length=2000)] | None = None
 
 
 def _seconds(later: datetime, earlier: datetime | None) -> float | None:
@@ -204,3 +218,17 @@ async def record_conversation_csat(session: AsyncSession, conversation_id: str, 
     the newest rating wins; the row is created as a stub if no stage has written it yet."""
     values = {"conversation_id": conversation_id, "conversation_csat": csat}
     await _upsert(session, Conversation.__table__, ["conversation_id"], values, own=("conversation_csat",))
+
+
+async def record_missed_label(session: AsyncSession, record: MissedLabelRecord) -> None:
+    """One missed label per conversation and reviewer: labelling again replaces the message, note and time.
+    The conversation row is created as a stub when no stage has written it yet (an agent may mark it first)."""
+    await _ensure_conversation(session, record.conversation_id)
+    values = record.model_dump()
+    await _upsert(
+        session,
+        MissedLabel.__table__,
+        ["conversation_id", "reviewer"],
+        values,
+        replace=("message_id", "source", "note", "labelled_at"),
+    )

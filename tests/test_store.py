@@ -54,10 +54,10 @@ with workflow.unsafe.imports_passed_through():
         migrate_async,
         session_factory,
     )
-    from baton.store.models import Base, Conversation, Escalation, ReviewLabel
+    from baton.store.models import Base, Conversation, Escalation, MissedLabel, ReviewLabel
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
-TABLES = {"conversations", "escalations", "incidents", "review_labels", "alembic_version"}
+TABLES = {"conversations", "escalations", "incidents", "review_labels", "missed_labels", "alembic_version"}
 
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589_793, tzinfo=UTC)  # the conversation's first message
 CID = "conv-1"
@@ -256,7 +256,7 @@ async def test_migrate_from_empty_and_again(db_url: str) -> None:
         async with store.connect() as conn:
             tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
             assert tables >= TABLES
-            assert await conn.run_sync(current_revision) == head_revision() == "0001"
+            assert await conn.run_sync(current_revision) == head_revision() == "0002"
         async with session_factory(store).begin() as session:
             await records.record_conversation_start(session, start_record())
 
@@ -265,7 +265,7 @@ async def test_migrate_from_empty_and_again(db_url: str) -> None:
         async with store.connect() as conn:
             assert await conn.run_sync(current_revision) == head_revision()
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-            assert versions == ["0001"]
+            assert versions == ["0002"]
         assert await conversation_row(session_factory(store)) is not None
     finally:
         await store.dispose()
@@ -477,6 +477,51 @@ async def test_review_label_upserts_per_reviewer(sessions: async_sessionmaker[As
         labels = (await session.scalars(select(ReviewLabel).order_by(ReviewLabel.reviewer))).all()
     assert [(lab.reviewer, lab.necessary, lab.note) for lab in labels] == [("ana", False, None), ("bo", True, None)]
     assert labels[0].labelled_at == at + timedelta(hours=1)
+
+
+async def test_missed_label_upserts_per_reviewer_and_stubs_the_conversation(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    at = T0 + timedelta(days=2)
+    # An agent marks a conversation whose start the store has not seen yet: the row is made as a stub.
+    await write(
+        sessions,
+        records.record_missed_label,
+        records.MissedLabelRecord(
+            conversation_id=CID, message_id="m-1", reviewer="alice", labelled_at=at, source="agent"
+        ),
+    )
+    await write(
+        sessions,
+        records.record_missed_label,
+        records.MissedLabelRecord(
+            conversation_id=CID, message_id="m-2", reviewer="ana", labelled_at=at, note="asked twice"
+        ),
+    )
+    await write(
+        sessions,
+        records.record_missed_label,
+        records.MissedLabelRecord(
+            conversation_id=CID, message_id="m-0", reviewer="ana", labelled_at=at + timedelta(hours=1)
+        ),
+    )
+    await write(sessions, records.record_conversation_start, start_record())  # the start still fills the stub
+    async with sessions() as session:
+        labels = (await session.scalars(select(MissedLabel).order_by(MissedLabel.reviewer))).all()
+        conversation = await session.get(Conversation, CID)
+    assert [(lab.reviewer, lab.message_id, lab.source, lab.note) for lab in labels] == [
+        ("alice", "m-1", "agent", None),
+        ("ana", "m-0", "review", None),
+    ]
+    assert labels[1].labelled_at == at + timedelta(hours=1)
+    assert conversation is not None and conversation.started_at == T0
+
+
+def test_missed_label_record_names_the_bad_field() -> None:
+    with pytest.raises(ValueError, match="message_id"):
+        records.MissedLabelRecord(conversation_id=CID, message_id="", reviewer="ana", labelled_at=T0)
+    with pytest.raises(ValueError, match="source"):
+        records.MissedLabelRecord(conversation_id=CID, message_id="m", reviewer="ana", labelled_at=T0, source="bot")
 
 
 def test_conversation_outcome() -> None:
