@@ -455,6 +455,12 @@ class OperationsStatus(ContractModel):
     incident: Incident | None = None
     waiting: int = 0
     escalations_last_hour: int = 0
+    read_at: datetime | None = Field(
+        default=None, description="When the operations workflow was read for this answer (None: never read)"
+    )
+    stale: bool = Field(
+        default=False, description="The read did not answer within its bound: the last known state, or no surge"
+    )
 
 
 class OperationsState(ContractModel):

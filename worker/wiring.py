@@ -90,6 +90,12 @@ def build_activities(
     ]
 
 
+# After a worker dies (kill -9), the server keeps sending each of its conversations' next task to the
+# dead worker's sticky queue until this passes, then to the shared queue where a live worker replays it.
+# The SDK's default is 10 s, which a decision after a crash spent in full (bench/sticky_failover.py).
+STICKY_QUEUE_TIMEOUT = timedelta(seconds=2)
+
+
 def build_worker(
     client: Client,
     settings: Settings,
@@ -98,6 +104,7 @@ def build_worker(
     task_queue: str | None = None,
     classifier: Scorer | None = None,
     max_cached_workflows: int | None = None,
+    sticky_queue_timeout: timedelta = STICKY_QUEUE_TIMEOUT,
 ) -> Worker:
     queue = task_queue or settings.task_queue
     # The sticky cache's size (the SDK's default when None); 0 sends every task to the shared queue.
@@ -108,5 +115,6 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=build_activities(client, settings, queue, crm, classifier),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_shutdown_seconds),
+        sticky_queue_schedule_to_start_timeout=sticky_queue_timeout,
         **cache,
     )

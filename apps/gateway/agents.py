@@ -20,7 +20,7 @@ def router(client: Client, decision_timeout: float) -> APIRouter:
     @routes.post(
         "/conversations/{conversation_id}/pickup",
         response_model=PickupResult,
-        responses=error_responses(404, 409, 503, 504),
+        responses=error_responses(404, 409, 503),
         summary="An agent picks up a waiting conversation and receives the handoff note and transcript",
     )
     async def pickup(conversation_id: ConversationId, body: PickupBody) -> PickupResult:
@@ -37,7 +37,7 @@ def router(client: Client, decision_timeout: float) -> APIRouter:
     @routes.post(
         "/conversations/{conversation_id}/resolve",
         response_model=ConversationState,
-        responses=error_responses(404, 409, 503, 504),
+        responses=error_responses(404, 409, 503),
         summary="The owning agent resolves: disposition, CSAT, and whether to hand back to the bot",
     )
     async def resolve(conversation_id: ConversationId, body: ResolveBody) -> ConversationState:

@@ -53,7 +53,7 @@ def router(
     @routes.post(
         "/conversations/{conversation_id}/messages",
         response_model=Decision,
-        responses=error_responses(409, 500, 503, 504),
+        responses=error_responses(409, 500, 503),
         summary="Add a message; start the conversation if new",
     )
     async def post_message(conversation_id: ConversationId, request: MessageRequest) -> Decision:
@@ -103,7 +103,7 @@ def router(
     @routes.get(
         "/conversations/{conversation_id}",
         response_model=ConversationState,
-        responses=error_responses(404, 503, 504),
+        responses=error_responses(404, 503),
         summary="The conversation's state and transcript",
     )
     async def get_conversation(conversation_id: ConversationId) -> ConversationState:

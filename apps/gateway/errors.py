@@ -3,7 +3,8 @@
 Workflows fail updates with ``ApplicationError(type=ErrorType..., details=...)``; a failure
 inside an activity arrives as ActivityError -> ApplicationError, so the type is found by
 walking ``.cause``. A type outside the table is a server fault (500). Failures of the
-Temporal connection itself (503, 504, 404) are answered here too.
+Temporal connection itself (503, 404) and a decision not ready in time (503 with Retry-After) are
+answered here too.
 """
 
 from __future__ import annotations
@@ -135,9 +136,17 @@ def unavailable(err: RPCError) -> HTTPException:
     )
 
 
+# Seconds a client waits before retrying a request the conversation did not answer in time.
+RETRY_AFTER_SECONDS = 2
+NOT_READY = "the decision is not ready yet; retry with the same message_id"
+
+
 def timed_out() -> HTTPException:
+    """No answer within the gateway's bound. The request may still be applied (the update stays in the
+    workflow), so the answer is a retryable 503, never a 504 reading as a failure: the retry with the same
+    message_id is deduplicated by the workflow and answered with the decision it got."""
     return HTTPException(
-        status.HTTP_504_GATEWAY_TIMEOUT, "no answer from the conversation in time; retry with the same message_id"
+        status.HTTP_503_SERVICE_UNAVAILABLE, NOT_READY, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
     )
 
 

@@ -23,7 +23,7 @@ def router(client: Client, settings: Settings, decision_timeout: float) -> APIRo
     @routes.post(
         "/incidents",
         response_model=OperationsStatus,
-        responses=error_responses(503, 504),
+        responses=error_responses(503),
         summary="Declare an incident: a surge starts for live and new conversations",
     )
     async def declare(body: IncidentBody) -> OperationsStatus:
@@ -40,7 +40,7 @@ def router(client: Client, settings: Settings, decision_timeout: float) -> APIRo
     @routes.delete(
         "/incidents/current",
         response_model=OperationsStatus,
-        responses=error_responses(409, 503, 504),
+        responses=error_responses(409, 503),
         summary="End the declared incident",
     )
     async def end_current() -> OperationsStatus:

@@ -44,6 +44,11 @@ LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 # Routing answers are needed inside a decision: bounded tightly, with a fallback estimate.
 ROUTING_DEADLINE = timedelta(seconds=5)
+# Runs recorded before this marker asked for the surge state with five attempts of up to 5 s each (a
+# decision could wait 25 s on it); after it, one attempt bounded by SURGE_READ_DEADLINE, answered by
+# the worker's cached read (activities/operations.py), and the last known state past the bound.
+SURGE_READ_PATCH = "surge-read-bounded"
+SURGE_READ_DEADLINE = timedelta(seconds=2)
 
 
 class HandoffRun:
@@ -55,6 +60,7 @@ class HandoffRun:
         self._effects = effects
         self.replans = 0
         self.note_task: asyncio.Task[None] | None = None
+        self._last_operations: OperationsStatus | None = None
 
     # --- escalating ----------------------------------------------------------------------------
 
@@ -157,15 +163,29 @@ class HandoffRun:
         self._effects.in_background(Operations.report_to_operations, event)
 
     async def operations_status(self) -> OperationsStatus:
+        if not workflow.patched(SURGE_READ_PATCH):
+            try:
+                return await workflow.execute_local_activity_method(
+                    Operations.operations_status,
+                    start_to_close_timeout=ROUTING_DEADLINE,
+                    retry_policy=LOCAL_RETRY,
+                    summary="Is support in a surge?",
+                )
+            except ActivityError:
+                return OperationsStatus()
         try:
-            return await workflow.execute_local_activity_method(
+            status = await workflow.execute_local_activity_method(
                 Operations.operations_status,
-                start_to_close_timeout=ROUTING_DEADLINE,
-                retry_policy=LOCAL_RETRY,
+                schedule_to_close_timeout=SURGE_READ_DEADLINE,
+                retry_policy=RetryPolicy(maximum_attempts=1),
                 summary="Is support in a surge?",
             )
-        except ActivityError:
-            return OperationsStatus()
+        except ActivityError as err:
+            # The failed attempt is in the history; the escalation goes on with what this run last knew.
+            workflow.logger.warning("surge check failed; using the last known state", extra={"error": str(err)})
+            return (self._last_operations or OperationsStatus()).model_copy(update={"stale": True})
+        self._last_operations = status
+        return status
 
     # --- the queue --------------------------------------------------------------------------------
 
