@@ -108,6 +108,25 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _codec_server(args: argparse.Namespace) -> int:
+    from baton.apps.codec_server import main
+
+    return main()
+
+
+def _codec_new_key(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from baton.worker.codec import add_key_to_file, format_key, generate_key
+
+    if args.file is None:
+        print(format_key(generate_key(args.id)))  # for BATON_CODEC_KEYS, put first
+        return 0
+    key = add_key_to_file(Path(args.file), args.id)
+    print(f"{args.file}: key {key.key_id!r} added first; it encrypts from the next start, older keys still decrypt")
+    return 0
+
+
 def _dev(args: argparse.Namespace) -> int:
     from baton.apps.dev import main
 
@@ -203,6 +222,12 @@ def _add_reporting_commands(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"judged escalations a trigger needs for a recommendation (default {MIN_JUDGED})",
     )
+    report.add_argument(
+        "--traffic",
+        default=None,
+        metavar="EXPORT.jsonl",
+        help="a `baton export` of this month and the one before: also flags a shift in the topic and intent mix",
+    )
     report.set_defaults(func=_report)
 
     review = sub.add_parser("review", help="review escalations: draw a sample, record verdicts")
@@ -224,11 +249,26 @@ def _add_reporting_commands(sub: argparse._SubParsersAction) -> None:
     draw.set_defaults(func=_review)
     verdict = review_sub.add_parser(
         "label",
-        help="record whether an escalation was necessary",
-        description="Record a reviewer's verdict; it overrides the agent's disposition in `baton report`.",
+        help="record whether an escalation was necessary, or that one was missed",
+        description=(
+            "Record a reviewer's verdict; it overrides the agent's disposition in `baton report`. With --missed, "
+            "ID is a conversation that should have been handed off, from the customer message --from-message."
+        ),
     )
-    verdict.add_argument("escalation_id", metavar="ID", help="<conversation_id>:<message_id>, as `review sample` shows")
-    verdict.add_argument("--necessary", type=yes_no, required=True, metavar="yes|no")
+    verdict.add_argument(
+        "escalation_id",
+        metavar="ID",
+        help="<conversation_id>:<message_id>, as `review sample` shows; with --missed, the conversation id",
+    )
+    kind = verdict.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--necessary", type=yes_no, metavar="yes|no")
+    kind.add_argument("--missed", action="store_true", help="a missed escalation: it should have been handed off")
+    verdict.add_argument(
+        "--from-message",
+        default=None,
+        metavar="MESSAGE_ID",
+        help="with --missed: the customer message it should have come at",
+    )
     verdict.add_argument("--note", default=None, metavar="TEXT")
     verdict.add_argument("--reviewer", default=None, metavar="NAME", help="default: the login name")
     verdict.add_argument("--database-url", default=None, metavar="URL", help=store_help)
@@ -344,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run the conversation worker").set_defaults(func=_worker)
     sub.add_parser("gateway", help="run the HTTP gateway for chat backends").set_defaults(func=_gateway)
     sub.add_parser("dev", help="run the embedded stack: Temporal dev server, worker, gateway").set_defaults(func=_dev)
+    sub.add_parser(
+        "codec-server", help="serve /encode and /decode so the Temporal UI and CLI show encrypted payloads"
+    ).set_defaults(func=_codec_server)
+    codec = sub.add_parser("codec", help="payload encryption keys (docs/security.md)")
+    codec_sub = codec.add_subparsers(dest="codec_command", required=True)
+    new_key = codec_sub.add_parser(
+        "new-key", help="make a key: print it as id:base64key, or with --file put it first in a key file (rotation)"
+    )
+    new_key.add_argument("--id", required=True, help="the key id stored with each payload, e.g. 2026-11")
+    new_key.add_argument("--file", default=None, metavar="PATH", help="the key file (BATON_CODEC_KEY_FILE)")
+    new_key.set_defaults(func=_codec_new_key)
     _add_reporting_commands(sub)
     from baton.apps.model.command import add_parser as add_model_parser  # argparse only; training loads later
 
@@ -362,7 +413,15 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
     if args.command in TEMPORAL_COMMANDS:
         configure_temporal_runtime()
-    code = args.func(args)
+    try:
+        code = args.func(args)
+    except ValueError as err:
+        from baton.worker.codec import CodecKeyError
+
+        if not isinstance(err, CodecKeyError):
+            raise
+        print(f"baton {args.command}: {err}", file=sys.stderr)
+        code = 2
     if args.command in TEMPORAL_COMMANDS:
         # The Temporal client's native threads can outlive the event loop and abort
         # interpreter finalization (temporalio/sdk-python#300); all work is done and

@@ -409,19 +409,14 @@ def store_reviews(database_url: str, notes: list[str]) -> ReviewSource:
 async def _connect_and_export(
     since: datetime, until: datetime, include_open: bool, database_url: str | None, notes: list[str]
 ) -> ExportResult:
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
     from baton.settings import get_settings
+    from baton.worker.connection import connect
 
     settings = get_settings()
     where = f"{settings.temporal_address} (namespace {settings.temporal_namespace})"
     try:
         client = await asyncio.wait_for(
-            Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
-            ),
+            connect(settings),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )
     except TimeoutError as err:

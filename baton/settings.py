@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     classifier: Literal["model", "rules"] = Field(
         default="model", description="Who scores customer messages: the shipped model, or the rules alone"
     )
+    models_dir: Path = Field(
+        default=Path(".state/models"),
+        description="The deployment's own classifier versions and registry.json (which one new conversations use)",
+    )
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; no LLM when unset")
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
@@ -97,6 +101,23 @@ class Settings(BaseSettings):
     )
     otlp_endpoint: str | None = Field(
         default=None, description="OpenTelemetry collector (OTLP/HTTP base URL) for traces; none when unset"
+    )
+
+    # Payload encryption (docs/security.md): worker, gateway, CLI and Replayer all read the same keys.
+    codec_keys: SecretStr | None = Field(
+        default=None, description="Payload keys `id:base64key,...` (32-byte AES keys); the first encrypts, all decrypt"
+    )
+    codec_key_file: Path | None = Field(
+        default=None, description="A file of `id:base64key` lines, instead of BATON_CODEC_KEYS; the first encrypts"
+    )
+    codec_required: bool = Field(default=False, description="Refuse to start without a payload key")
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = Field(default=8081, description="Port of `baton codec-server`")
+    codec_server_tokens: SecretStr | None = Field(
+        default=None, description="Bearer tokens the codec server accepts, comma-separated (besides the gateway key)"
+    )
+    codec_server_origins: str = Field(
+        default="http://localhost:8233", description="UI origins the codec server allows (CORS), comma-separated"
     )
 
 

@@ -7,20 +7,23 @@ from pathlib import Path
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from baton.contract.messages import ConversationInput, ConversationSummary
+from baton.settings import Settings
+from baton.worker.connection import data_converter
 from baton.worker.wiring import WORKFLOWS
 from baton.workflows.conversation import ConversationWorkflow
 
 HISTORIES = sorted(Path(__file__).with_name("histories").glob("*.json"))
+# The converter every client builds from its settings (with the payload codec when a key is configured).
+CONVERTER = data_converter(Settings())
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_saved_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"conversation-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=CONVERTER)
     await replayer.replay_workflow(history)
 
 
@@ -43,7 +46,7 @@ class WorkflowWithoutSearchAttributes(ConversationWorkflow):
 async def test_a_changed_workflow_fails_replay() -> None:
     """The guard can fail: code that issues different commands is reported as non-deterministic."""
     history = WorkflowHistory.from_json("changed", HISTORIES[0].read_text())
-    replayer = Replayer(workflows=[WorkflowWithoutSearchAttributes], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=[WorkflowWithoutSearchAttributes], data_converter=CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is not None
     assert "nondetermin" in str(result.replay_failure).lower()

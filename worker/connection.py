@@ -1,24 +1,44 @@
-"""One way to reach Temporal, for the worker and every app: address, namespace, data converter.
+"""One way to reach Temporal, for the worker and every app: address, namespace, data converter and codec.
 
 Loads no workflow or activity code, so a client (the gateway, the CLI) pays only for the SDK.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime
 
 from baton.contract import search_attributes as sa
 from baton.settings import Settings
+from baton.worker.codec import codec_from_settings
 
-# Client, worker and Replayer must agree on it: histories hold pydantic models as JSON.
+# Client, worker and Replayer must agree on it: histories hold pydantic models as JSON. Without a payload key
+# this is the whole converter; data_converter() adds the encryption codec when one is configured.
 DATA_CONVERTER: DataConverter = pydantic_data_converter
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The converter for these settings: DATA_CONVERTER, plus encryption when a payload key is configured.
+
+    With encryption on, failure messages and stack traces travel as encoded attributes too, since an error's
+    text can quote what the customer wrote. Decoding passes plain payloads through, so histories recorded
+    before encryption still replay. Raises CodecKeyError when the keys are misconfigured."""
+    codec = codec_from_settings(settings)
+    if codec is None:
+        return DATA_CONVERTER
+    return dataclasses.replace(
+        DATA_CONVERTER,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
 
 _INDEXED_TYPES = {
     "KEYWORD": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
@@ -35,7 +55,7 @@ async def connect(
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=DATA_CONVERTER,
+        data_converter=data_converter(settings),
         runtime=runtime,
         interceptors=interceptors,
     )

@@ -18,7 +18,6 @@ from typing import TextIO
 
 import yaml
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from baton.activities.crm import EmbeddedCrm
@@ -38,7 +37,7 @@ from baton.policies import load_policy
 from baton.policies.schema import IdleClose
 from baton.settings import Settings, get_settings
 from baton.store.database import migrate_async
-from baton.worker.connection import register_search_attributes
+from baton.worker.connection import data_converter, register_search_attributes
 from baton.worker.wiring import build_worker
 
 NOTE_WAIT_SECONDS = 60.0
@@ -169,7 +168,7 @@ async def replay_batch(
 async def replay_environment() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping test server with Baton's search attributes registered."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server(), data_converter=pydantic_data_converter
+        test_server_existing_path=test_server(), data_converter=data_converter(get_settings())
     )
     async with env:
         await register_search_attributes(env.client)
