@@ -7,7 +7,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from baton.classifier import default_classifier
-from baton.classifier.scorer import Scorer
+from baton.classifier.scorer import Scorer, pinned_scorer
 from baton.contract.activities import Scoring
 from baton.contract.scoring import MessageScores, ScoreRequest
 
@@ -23,5 +23,6 @@ class ScoringActivities(Scoring):
 
     @activity.defn(name="score_message")
     async def score_message(self, request: ScoreRequest) -> MessageScores:
-        # About a millisecond of CPU: cheaper inline than handed to a thread.
-        return self._classifier.score(request.text)
+        # About a millisecond of CPU: cheaper inline than handed to a thread. A running conversation keeps the
+        # version it pinned at its first score (when this deployment still has it); a new one gets the current.
+        return pinned_scorer(self._classifier, request.model_version).score(request.text)

@@ -14,5 +14,7 @@ QUEUE = SearchAttributeKey.for_keyword("BatonQueue")
 # When the latest escalation started waiting for a person (kept after pickup: with BatonPhase = "escalated",
 # the time the customer has been waiting since).
 WAITING_SINCE = SearchAttributeKey.for_datetime("BatonWaitingSince")
+# The classifier version the conversation pinned at its first scored message (the model that decided it).
+MODEL_VERSION = SearchAttributeKey.for_keyword("BatonModelVersion")
 
-ALL = (PHASE, URGENCY, TIER, SEGMENT, TRIGGERS, AGENT, QUEUE, WAITING_SINCE)
+ALL = (PHASE, URGENCY, TIER, SEGMENT, TRIGGERS, AGENT, QUEUE, WAITING_SINCE, MODEL_VERSION)

@@ -24,7 +24,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         choices=("minilm-static", "wordllama-256", "none"),
         help="the sentence embedding beside the n-grams and rules (default: the shipped MiniLM distillation)",
     )
+    labels = train.add_mutually_exclusive_group()
+    labels.add_argument(
+        "--from-store",
+        action="store_true",
+        help="adapt the shipped model to this deployment's labels in the store (false positives, missed "
+        "escalations); the messages' text is read from Temporal, so a worker must be running",
+    )
+    labels.add_argument(
+        "--from-jsonl",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="adapt the shipped model to the labelled conversations of a replay JSONL (e.g. `baton export`'s)",
+    )
+    train.add_argument("--database-url", default=None, help="with --from-store: the store (default: settings)")
+    train.add_argument("--models-dir", type=Path, default=None, help="where adapted models go (default: settings)")
+    train.add_argument("--parent", default=None, help="adapt this version instead of the shipped model")
+    train.add_argument("--policy", default=None, help="the policy whose triggers name the escalating intents")
     train.set_defaults(func=run_train)
+    promote = model_sub.add_parser(
+        "promote",
+        help="make a model version the one new conversations use (running ones keep theirs)",
+        description="Record VERSION as current in the models folder's registry.json. Workers and gateways "
+        "read the registry again at the next new conversation; running conversations keep their version.",
+    )
+    promote.add_argument("version", help="a version in the models folder, or the shipped one")
+    promote.add_argument("--models-dir", type=Path, default=None, help="the models folder (default: settings)")
+    promote.set_defaults(func=run_promote)
+    rollback = model_sub.add_parser("rollback", help="go back to the version promoted before the current one")
+    rollback.add_argument("--models-dir", type=Path, default=None, help="the models folder (default: settings)")
+    rollback.set_defaults(func=run_rollback)
+    listing = model_sub.add_parser("list", help="the models in the models folder, the current one marked")
+    listing.add_argument("--models-dir", type=Path, default=None, help="the models folder (default: settings)")
+    listing.set_defaults(func=run_list)
     distill = model_sub.add_parser(
         "distill",
         help="rebuild the MiniLM static embedding table in classifier/weights (needs torch, build time only)",
@@ -45,10 +78,125 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.from_store or args.from_jsonl:
+        return run_adapt(args)
+    for name in ("database_url", "models_dir", "parent", "policy"):
+        if getattr(args, name, None) is not None:
+            print(
+                f"model train: --{name.replace('_', '-')} applies only with --from-store or --from-jsonl",
+                file=sys.stderr,
+            )
+            return 2
     from baton.apps.model.train import train
     from baton.classifier.model import WEIGHTS_DIR
 
     train(args.out or WEIGHTS_DIR, embedding=args.embedding)
+    return 0
+
+
+def _models_dir(args: argparse.Namespace) -> Path:
+    from baton.settings import get_settings
+
+    return args.models_dir or get_settings().models_dir
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    """Adapt the shipped model (or --parent) to the deployment's labels; print the new version."""
+    import asyncio
+
+    from baton.apps.model.adapt import adapt
+    from baton.apps.model.deployment import LabelledInputError, rows_from_jsonl, rows_from_store
+    from baton.classifier.model import WEIGHTS_DIR, ModelError, default_classifier
+    from baton.classifier.registry import RegistryError, load_version, model_dir
+    from baton.policies import PolicyError, load_policy
+    from baton.settings import get_settings
+
+    if args.out is not None:
+        print("model train: --out does not apply to --from-store/--from-jsonl (see --models-dir)", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    models_dir = _models_dir(args)
+    try:
+        policy = load_policy(args.policy or settings.policy)
+        parent, parent_dir = default_classifier(), WEIGHTS_DIR
+        if args.parent and args.parent != parent.version:
+            parent, parent_dir = load_version(models_dir, args.parent), model_dir(models_dir, args.parent)
+        if args.from_jsonl:
+            with args.from_jsonl.open(encoding="utf-8") as f:
+                rows = rows_from_jsonl(f, str(args.from_jsonl), parent, policy)
+            skipped: list[str] = []
+        else:
+            from baton.worker.connection import connect
+
+            async def read() -> tuple[list, list[str]]:
+                client = await connect(settings)
+                return await rows_from_store(args.database_url or settings.database_url, client, policy)
+
+            rows, skipped = asyncio.run(read())
+    except (PolicyError, RegistryError, ModelError, LabelledInputError) as err:
+        print(err, file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"{args.from_jsonl}: cannot read: {err.strerror or err}", file=sys.stderr)
+        return 2
+    for problem in skipped:
+        print(f"skipped: {problem}", file=sys.stderr)
+    if not rows:
+        print("model train: no labelled messages (false positives, missed escalations) to adapt with", file=sys.stderr)
+        return 1
+    meta = adapt(rows, models_dir, parent_dir=parent_dir)
+    print(meta["version"])
+    return 0
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    from baton.classifier.model import ModelError
+    from baton.classifier.registry import RegistryError, promote
+
+    models_dir = _models_dir(args)
+    try:
+        registry = promote(models_dir, args.version)
+    except (RegistryError, ModelError) as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"current: {registry.current or args.version} (new conversations; running ones keep their version)")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from baton.classifier.registry import RegistryError, rollback, shipped_version
+
+    models_dir = _models_dir(args)
+    try:
+        registry = rollback(models_dir)
+    except RegistryError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"current: {registry.current or shipped_version() + ' (shipped)'}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from baton.classifier.registry import read_registry, shipped_version
+
+    models_dir = _models_dir(args)
+    registry = read_registry(models_dir)
+    shipped = shipped_version()
+    versions = (
+        [shipped, *sorted(p.name for p in models_dir.iterdir() if p.is_dir() and (p / "model.json").is_file())]
+        if models_dir.is_dir()
+        else [shipped]
+    )
+    current = registry.current or shipped
+    for version in versions:
+        meta_parent = ""
+        if version != shipped:
+            meta = json.loads((models_dir / version / "model.json").read_text(encoding="utf-8"))
+            deployment = meta.get("deployment", {})
+            meta_parent = f"  parent {meta.get('parent_version')}, {deployment.get('rows', 0)} labelled messages"
+        else:
+            meta_parent = "  shipped"
+        print(f"{'*' if version == current else ' '} {version}{meta_parent}")
     return 0
 
 

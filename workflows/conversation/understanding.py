@@ -18,6 +18,8 @@ from baton.policies.schema import Policy
 
 # Histories recorded before this marker scored messages inline with the rules; they replay that way.
 CLASSIFIER_PATCH = "classifier-scores-recorded"
+# Before this marker a message the gateway scored with another version than the conversation's was taken as is.
+PINNED_MODEL_PATCH = "pinned-model-rescore"
 LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 
@@ -33,21 +35,44 @@ async def understand(
     if not workflow.patched(CLASSIFIER_PATCH):
         return score(text, texts, trail)
     if message.scores is not None:
-        # Scored by the gateway or Baton's client before sending: recorded with the message already.
-        return await _judged(state, policy, message, message.scores, texts, trail)
+        # Scored by the gateway or Baton's client before sending: recorded with the message already. A model
+        # promoted since the conversation began scored it with another version than the one it pinned: the
+        # worker scores it again with the pinned one, so a running conversation keeps its model.
+        if not _other_version(state, message.scores):
+            return await _judged(state, policy, message, message.scores, texts, trail)
+        try:
+            pinned = await _score(state, text, "Score the message with the conversation's model")
+        except ActivityError as err:
+            workflow.logger.warning(
+                "pinned model unavailable; the gateway's scores stand", extra={"error": str(err.cause)}
+            )
+            pinned = message.scores
+        return await _judged(state, policy, message, pinned, texts, trail)
     try:
-        scores = await workflow.execute_local_activity_method(
-            Scoring.score_message,
-            ScoreRequest(text=text, model_version=state.model_version),
-            start_to_close_timeout=LOCAL_TIMEOUT,
-            retry_policy=LOCAL_RETRY,
-            summary="Score the message",
-        )
+        scores = await _score(state, text, "Score the message")
     except ActivityError as err:
         # A decision never waits on a broken model: the rules still know the clear cases.
         workflow.logger.warning("classifier unavailable; scored by the rules", extra={"error": str(err.cause)})
         return score(text, texts, trail)
     return await _judged(state, policy, message, scores, texts, trail)
+
+
+def _other_version(state: ConversationState, scores: MessageScores) -> bool:
+    """Scores from the classifier under another version than the conversation pinned; asked only then,
+    so that histories recorded before the marker replay unchanged."""
+    if state.model_version is None or scores.source != "model" or scores.model_version == state.model_version:
+        return False
+    return workflow.patched(PINNED_MODEL_PATCH)
+
+
+async def _score(state: ConversationState, text: str, summary: str) -> MessageScores:
+    return await workflow.execute_local_activity_method(
+        Scoring.score_message,
+        ScoreRequest(text=text, model_version=state.model_version),
+        start_to_close_timeout=LOCAL_TIMEOUT,
+        retry_policy=LOCAL_RETRY,
+        summary=summary,
+    )
 
 
 async def _judged(
@@ -83,6 +108,7 @@ async def _ask_judge(
         max_tokens=judge.max_tokens,
         tokens_used=state.judge_tokens,
         token_budget=judge.token_budget,
+        redact=policy.redaction.llm,
     )
     try:
         result = await workflow.execute_activity_method(

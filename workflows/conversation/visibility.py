@@ -19,6 +19,10 @@ from baton.workflows.conversation.builders import segment_of
 
 # Runs recorded before this marker never set BatonWaitingSince; they replay without it.
 WAITING_SINCE_PATCH = "waiting-since-search-attribute"
+# Runs recorded before this marker never set BatonModelVersion.
+MODEL_VERSION_PATCH = "model-version-search-attribute"
+# Published behind their own patch markers, asked only when the value would change.
+PATCHED = {sa.WAITING_SINCE.name: WAITING_SINCE_PATCH, sa.MODEL_VERSION.name: MODEL_VERSION_PATCH}
 
 PHASES = {
     Phase.BOT: "With the bot",
@@ -46,6 +50,7 @@ def search_attribute_values(state: ConversationState) -> dict[str, object]:
         sa.AGENT.name: escalation.agent_id if escalation else None,
         sa.QUEUE.name: escalation.queue if escalation else None,
         sa.WAITING_SINCE.name: last.at if last else None,
+        sa.MODEL_VERSION.name: state.model_version,
     }
 
 
@@ -163,7 +168,7 @@ class Visibility:
 
     def publish(self, state: ConversationState) -> None:
         values = search_attribute_values(state)
-        keys = [k for k in sa.ALL if k != sa.WAITING_SINCE or self._waiting_since(values[k.name])]
+        keys = [k for k in sa.ALL if k.name not in PATCHED or self._patched(k.name, values[k.name])]
         updates: list[SearchAttributeUpdate] = []
         for key in keys:
             value = values[key.name]
@@ -174,9 +179,9 @@ class Visibility:
             workflow.upsert_search_attributes(updates)
         workflow.set_current_details(details(state))
 
-    def _waiting_since(self, value: object) -> bool:
-        """Whether BatonWaitingSince is published; asked only when it would change, so that a run recorded
-        before it replays unchanged."""
-        if self._published.get(sa.WAITING_SINCE.name) == value:
+    def _patched(self, name: str, value: object) -> bool:
+        """Whether an attribute added later (BatonWaitingSince, BatonModelVersion) is published; asked only
+        when it would change, so that a run recorded before it replays unchanged."""
+        if self._published.get(name) == value:
             return False
-        return workflow.patched(WAITING_SINCE_PATCH)
+        return workflow.patched(PATCHED[name])
