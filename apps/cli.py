@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 TEMPORAL_COMMANDS = ("replay", "export", "worker", "gateway", "dev", "incident")
 
@@ -320,6 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("POLICY_A", "POLICY_B"),
         default=None,
         help="replay under both policies and list the conversations whose outcome changed from A to B",
+    )
+    replay.add_argument(
+        "--compare-model",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        default=None,
+        help="replay under one policy with two classifier versions (or model folders), scoring every message "
+        "with each; list the conversations whose outcome changed and gate on F1 as --compare does",
+    )
+    replay.add_argument(
+        "--models-dir", default=None, type=Path, help="with --compare-model: the models folder (default: settings)"
     )
     replay.add_argument(
         "--max-f1-drop",

@@ -23,9 +23,10 @@ from typing import Any, TextIO
 
 from baton.apps import evaluation
 from baton.apps.output import unwritable, write_failed
-from baton.apps.replay.runner import replay, replay_both
+from baton.apps.replay.runner import replay, replay_both, replay_models
 from baton.apps.replay.summary import summarize, summarize_comparison
 from baton.apps.replay.transcripts import ReplayConversation, ReplayInputError, read_transcripts
+from baton.classifier.scorer import Scorer
 from baton.policies import PolicyError, load_policy
 
 
@@ -53,13 +54,23 @@ def _write_summary(target: str, figures: Mapping[str, Any]) -> int:
 
 def run_replay_command(args: argparse.Namespace) -> int:
     compare: list[str] | None = getattr(args, "compare", None)
+    compare_model: list[str] | None = getattr(args, "compare_model", None)
     max_f1_drop: float | None = getattr(args, "max_f1_drop", None)
     summary_json: str | None = getattr(args, "summary_json", None)
     if compare and args.policy:
         print("replay: --compare and --policy cannot be used together", file=sys.stderr)
         return 2
-    if max_f1_drop is not None and not compare:
-        print("replay: --max-f1-drop applies only with --compare", file=sys.stderr)
+    if compare and compare_model:
+        print(
+            "replay: --compare and --compare-model cannot be used together (compare one thing at a time)",
+            file=sys.stderr,
+        )
+        return 2
+    if max_f1_drop is not None and not (compare or compare_model):
+        print("replay: --max-f1-drop applies only with --compare or --compare-model", file=sys.stderr)
+        return 2
+    models = _load_models(compare_model, getattr(args, "models_dir", None)) if compare_model else None
+    if compare_model and models is None:
         return 2
     path = Path(args.file)
     try:
@@ -84,6 +95,8 @@ def run_replay_command(args: argparse.Namespace) -> int:
         out = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
         if compare:
             return _compare(conversations, compare, names, out, began, max_f1_drop, summary_json, str(path))
+        if models is not None:
+            return _compare_models(conversations, args.policy, models, out, began, max_f1_drop, summary_json, str(path))
         records = asyncio.run(replay(conversations, args.policy, out))
     print(summarize(records, time.monotonic() - began), file=sys.stderr)
     if summary_json:
@@ -117,6 +130,67 @@ def _compare(
             "file": source,
             "policy_a": policies[0],
             "policy_b": policies[1],
+            "changed": len(comparison["changed"]),
+            "f1_drop": evaluation.f1_drop(comparison),
+            "max_f1_drop": allowed,
+            "passed": not failed,
+            "a": comparison["before"],
+            "b": comparison["after"],
+            "delta": comparison["delta"],
+        }
+        if _write_summary(summary_json, figures):
+            return 2
+    return 1 if failed else 0
+
+
+def _load_models(specs: list[str], models_dir: Path | None) -> list[Scorer] | None:
+    """The two models of --compare-model: a version (the shipped one or one in the models folder) or a model
+    folder's path; None after printing why one cannot be used."""
+    from baton.classifier.model import Classifier, ModelError
+    from baton.classifier.registry import RegistryError, load_version
+    from baton.settings import get_settings
+
+    folder = models_dir or get_settings().models_dir
+    models: list[Scorer] = []
+    for spec in specs:
+        try:
+            path = Path(spec)
+            model = Classifier.load(path) if (path / "model.json").is_file() else load_version(folder, spec)
+        except (RegistryError, ModelError) as err:
+            print(f"replay: --compare-model: {err}", file=sys.stderr)
+            return None
+        models.append(model)
+    return models
+
+
+def _compare_models(
+    conversations: list[ReplayConversation],
+    policy: str | None,
+    models: list[Scorer],
+    out: TextIO,
+    began: float,
+    max_f1_drop: float | None,
+    summary_json: str | None,
+    source: str,
+) -> int:
+    """`--compare-model OLD NEW`: as `--compare`, with one policy and two classifiers; every message is scored
+    by each model afresh (recorded scores are not used). Exit 1 when NEW's F1 fell too far below OLD's."""
+    allowed = evaluation.DEFAULT_MAX_F1_DROP if max_f1_drop is None else max_f1_drop
+    before, after = asyncio.run(replay_models(conversations, policy, models[0], models[1]))
+    comparison = evaluation.compare_records(before, after)
+    for entry in comparison["changed"]:
+        out.write(json.dumps(entry) + "\n")
+    out.flush()
+    names = (f"model {models[0].version}", f"model {models[1].version}")
+    under = f"2 models (policy {policy or 'default'})"
+    print(summarize_comparison(comparison, names, time.monotonic() - began, allowed, under), file=sys.stderr)
+    failed = bool(comparison["before"]["labelled"]) and evaluation.exceeds_f1_drop(comparison, allowed)
+    if summary_json:
+        figures = {
+            "file": source,
+            "policy": policy or "default",
+            "model_a": models[0].version,
+            "model_b": models[1].version,
             "changed": len(comparison["changed"]),
             "f1_drop": evaluation.f1_drop(comparison),
             "max_f1_drop": allowed,

@@ -31,7 +31,7 @@ from baton.apps.replay.records import (
     ReplayRecord,
 )
 from baton.apps.replay.transcripts import ReplayConversation, message_times, rebase_customer
-from baton.classifier.scorer import scorer_for
+from baton.classifier.scorer import Scorer, scorer_for
 from baton.contract.messages import ConversationStart, HandoffNote, MessageIn, TriggerHit
 from baton.policies import load_policy
 from baton.policies.schema import IdleClose
@@ -47,8 +47,11 @@ BATCH_SIZE = 50  # conversations sharing one timeline; bounded by the server's i
 class ConversationReplay:
     """One transcript being replayed: sends its messages and collects the record."""
 
-    def __init__(self, conv: ReplayConversation, run_id: str, replay_now: datetime) -> None:
+    def __init__(
+        self, conv: ReplayConversation, run_id: str, replay_now: datetime, scorer: Scorer | None = None
+    ) -> None:
         self.conv = conv
+        self.scorer = scorer
         self.offsets = message_times(conv)
         self.start = ConversationStart(
             conversation_id=f"replay-{run_id}-{conv.conversation_id}",
@@ -81,7 +84,8 @@ class ConversationReplay:
         incoming = MessageIn(message_id=f"m{index}", role=message.role, text=message.text)
         try:
             # Scored here, as the gateway does: the scores travel with the message into the history.
-            decision = await send_message(client, task_queue, self.start, incoming, scorer_for(get_settings()))
+            scorer = self.scorer or scorer_for(get_settings())
+            decision = await send_message(client, task_queue, self.start, incoming, scorer)
         except WorkflowUpdateFailedError as err:
             reason = str(err.cause) if err.cause else str(err)
             self.decisions.append(RejectedMessage(message_index=index, error=reason))
@@ -134,7 +138,11 @@ class ConversationReplay:
 
 
 async def replay_batch(
-    env: WorkflowEnvironment, task_queue: str, batch: list[ReplayConversation], run_id: str
+    env: WorkflowEnvironment,
+    task_queue: str,
+    batch: list[ReplayConversation],
+    run_id: str,
+    scorer: Scorer | None = None,
 ) -> list[ReplayRecord]:
     """Replay a batch on one shared timeline.
 
@@ -145,7 +153,7 @@ async def replay_batch(
     """
     client = env.client
     replay_now = await env.get_current_time()
-    replays = [ConversationReplay(conv, run_id, replay_now) for conv in batch]
+    replays = [ConversationReplay(conv, run_id, replay_now, scorer) for conv in batch]
     due: dict[timedelta, list[tuple[int, int]]] = {}
     for c, rep in enumerate(replays):
         for m, offset in enumerate(rep.offsets):
@@ -176,7 +184,9 @@ async def replay_environment() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @asynccontextmanager
-async def policy_worker(env: WorkflowEnvironment, policy_file: str | None, run_id: str) -> AsyncIterator[str]:
+async def policy_worker(
+    env: WorkflowEnvironment, policy_file: str | None, run_id: str, scorer: Scorer | None = None
+) -> AsyncIterator[str]:
     """A worker running `policy_file` on a task queue of its own; yields the task queue.
 
     Keep it running until the test server stops: a closed conversation still
@@ -197,7 +207,7 @@ async def policy_worker(env: WorkflowEnvironment, policy_file: str | None, run_i
         policy_path.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
         settings = Settings(task_queue=f"replay-{run_id}", policy=str(policy_path), database_url=store_url)
         # The transcript carries the customer's facts; no CRM is consulted.
-        async with build_worker(env.client, settings, crm=EmbeddedCrm(customers={})):
+        async with build_worker(env.client, settings, crm=EmbeddedCrm(customers={}), classifier=scorer):
             yield settings.task_queue
 
 
@@ -209,6 +219,7 @@ async def replay_policy(
     *,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[list[ReplayRecord]], None] | None = None,
+    scorer: Scorer | None = None,
 ) -> list[ReplayRecord]:
     """Replay every conversation on the worker serving `task_queue` (see policy_worker), batch after batch.
 
@@ -218,7 +229,7 @@ async def replay_policy(
     """
     records: list[ReplayRecord] = []
     for i in range(0, len(conversations), batch_size):
-        batch = await replay_batch(env, task_queue, conversations[i : i + batch_size], run_id)
+        batch = await replay_batch(env, task_queue, conversations[i : i + batch_size], run_id, scorer)
         if on_batch is not None:
             on_batch(batch)
         records.extend(batch)
@@ -261,4 +272,28 @@ async def replay_both(
     ):
         before = await replay_policy(env, queue_a, conversations, run_a, batch_size=batch_size)
         after = await replay_policy(env, queue_b, conversations, run_b, batch_size=batch_size)
+    return before, after
+
+
+async def replay_models(
+    conversations: list[ReplayConversation],
+    policy_file: str | None,
+    model_a: Scorer,
+    model_b: Scorer,
+    batch_size: int = BATCH_SIZE,
+) -> tuple[list[ReplayRecord], list[ReplayRecord]]:
+    """Replay the same conversations under one policy with two classifiers, one after the other.
+
+    Every message is scored afresh by the run's model (as the gateway would score it), never taken from
+    recorded scores; the worker of each run holds the same model, so nothing is scored by another.
+    """
+    run_id = uuid.uuid4().hex[:8]
+    run_a, run_b = f"{run_id}-a", f"{run_id}-b"
+    async with (
+        replay_environment() as env,
+        policy_worker(env, policy_file, run_a, model_a) as queue_a,
+        policy_worker(env, policy_file, run_b, model_b) as queue_b,
+    ):
+        before = await replay_policy(env, queue_a, conversations, run_a, batch_size=batch_size, scorer=model_a)
+        after = await replay_policy(env, queue_b, conversations, run_b, batch_size=batch_size, scorer=model_b)
     return before, after

@@ -94,11 +94,13 @@ def summarize(records: list[ReplayRecord], elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def summarize_comparison(comparison: Comparison, names: tuple[str, str], elapsed: float, max_f1_drop: float) -> str:
+def summarize_comparison(
+    comparison: Comparison, names: tuple[str, str], elapsed: float, max_f1_drop: float, under: str = "2 policies"
+) -> str:
     before, after, delta = comparison["before"], comparison["after"], comparison["delta"]
     changed = comparison["changed"]
     lines = [
-        f"replayed {before['conversations']} conversations under 2 policies in {elapsed:.1f}s",
+        f"replayed {before['conversations']} conversations under {under} in {elapsed:.1f}s",
         f"A: {names[0]}",
         f"B: {names[1]}",
     ]
