@@ -411,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     from baton.apps.model.command import add_parser as add_model_parser  # argparse only; training loads later
 
     add_model_parser(sub)
+    from baton.apps.audit.command import add_parser as add_audit_parser  # argparse only; the audit loads later
+
+    add_audit_parser(sub)
     return parser
 
 
@@ -421,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     # Logs go to stderr; stdout carries command output (replay records, tables).
-    quiet = args.command in ("replay", "export", "policy", "report", "review", "db", "model")
+    quiet = args.command in ("replay", "export", "policy", "report", "review", "db", "model", "audit")
     configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
     if args.command in TEMPORAL_COMMANDS:
         configure_temporal_runtime()

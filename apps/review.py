@@ -7,6 +7,11 @@ any of them, and is drawn once. The same store, month, size and seed always give
 
 A verdict goes to ``review_labels`` (one per escalation and reviewer; labelling again replaces it) and
 overrides the agent's disposition in `baton report` (the newest label wins).
+
+The other kind of label is a *missed* escalation: a conversation that should have been handed off, and from
+which customer message (``baton review label CONV --missed --from-message MID``; agents mark the same at the
+gateway). It goes to ``missed_labels`` (one per conversation and reviewer), counts in `baton report` next to
+the false escalations, and makes `baton export` label the conversation "escalate from that message".
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ class UnknownEscalationError(ReportError):
     def __init__(self, escalation_id: str) -> None:
         super().__init__(f"no escalation with id {escalation_id!r} (ids look like <conversation_id>:<message_id>)")
         self.escalation_id = escalation_id
+
+
+class UnknownConversationError(ReportError):
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"no conversation with id {conversation_id!r} in the store")
+        self.conversation_id = conversation_id
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,58 @@ async def label(
             ),
         )
         return escalation.necessary
+
+
+async def label_missed(
+    url: str,
+    conversation_id: str,
+    message_id: str,
+    reviewer: str,
+    note: str | None = None,
+    *,
+    source: str = "review",
+    now: datetime | None = None,
+    engine: AsyncEngine | None = None,
+    known_conversation: bool = False,
+) -> None:
+    """Record a missed escalation: ``conversation_id`` should have been handed off from the customer message
+    ``message_id``. Raises UnknownConversationError unless the store knows the conversation, or the caller
+    has checked it exists (``known_conversation``: the gateway asked the conversation's workflow)."""
+    from baton.store.models import Conversation
+    from baton.store.records import MissedLabelRecord, record_missed_label
+
+    record = MissedLabelRecord(
+        conversation_id=conversation_id,
+        message_id=message_id,
+        reviewer=reviewer,
+        note=note,
+        source=source,
+        labelled_at=now or datetime.now(UTC),
+    )
+    async with store_session(url, engine, begin=True) as session:
+        if not known_conversation and await session.get(Conversation, conversation_id) is None:
+            raise UnknownConversationError(conversation_id)
+        await record_missed_label(session, record)
+
+
+async def newest_missed(url: str, conversation_ids: list[str]) -> dict[str, str]:
+    """The message each of these conversations should have been handed off from, by conversation id: the
+    newest missed label's (as for review labels, the newest wins). Raises ReportError."""
+    from sqlalchemy import select
+
+    from baton.store.models import MissedLabel
+
+    missed: dict[str, str] = {}
+    async with store_session(url) as session:
+        for chunk in (conversation_ids[i : i + 500] for i in range(0, len(conversation_ids), 500)):
+            rows = await session.execute(
+                select(MissedLabel.conversation_id, MissedLabel.message_id)
+                .where(MissedLabel.conversation_id.in_(chunk))
+                .order_by(MissedLabel.labelled_at, MissedLabel.reviewer)
+            )
+            for conversation_id, message_id in rows:  # oldest first: the newest label wins
+                missed[conversation_id] = message_id
+    return missed
 
 
 async def newest_verdicts(url: str, conversation_ids: list[str]) -> dict[str, bool]:
@@ -258,6 +321,14 @@ def run_label_command(args: argparse.Namespace, database_url: str) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     reviewer = args.reviewer or default_reviewer()
+    if getattr(args, "missed", False):
+        return _run_missed(args, database_url, reviewer)
+    if args.from_message is not None:
+        print(
+            "error: --from-message goes with --missed (the message a missed escalation should have come at)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         agent = asyncio.run(label(database_url, args.escalation_id, args.necessary, reviewer, args.note))
     except ValidationError as err:
@@ -273,4 +344,29 @@ def run_label_command(args: argparse.Namespace, database_url: str) -> int:
         f"{args.escalation_id}: necessary={_yes_no(args.necessary)} by {reviewer}"
         f" (agent's disposition: {_yes_no(agent)})"
     )
+    return 0
+
+
+def _run_missed(args: argparse.Namespace, database_url: str, reviewer: str) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    conversation_id = args.escalation_id
+    if not args.from_message:
+        print(
+            "error: --from-message: the customer message it should have been handed off from is required with --missed",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        asyncio.run(label_missed(database_url, conversation_id, args.from_message, reviewer, args.note))
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        print(f"error: {problems}", file=sys.stderr)
+        return 2
+    except ReportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (SQLAlchemyError, OSError) as err:
+        return _store_error(database_url, err)
+    print(f"{conversation_id}: missed escalation from message {args.from_message} by {reviewer}")
     return 0

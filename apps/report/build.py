@@ -6,10 +6,11 @@ docs/reporting.md); ``Report.from_json()`` reads it back. The figures in a Repor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from baton.apps.report.drift import DRIFT_THRESHOLD, Drift, Shift, drift
 from baton.apps.report.figures import Figures, empty_figures, group_figures, high_value_figures, month_figures
 from baton.apps.report.flags import (
     MIN_JUDGED,
@@ -22,6 +23,7 @@ from baton.apps.report.flags import (
     movements,
     trigger_accuracy,
 )
+from baton.apps.report.labels import LabelCounts, label_counts
 from baton.apps.report.loading import MonthData, load_months, store_session
 from baton.apps.report.months import Month
 
@@ -38,6 +40,7 @@ class ReportOptions:
     movement_threshold: float = MOVEMENT_THRESHOLD
     min_judged: int = MIN_JUDGED
     tighten_below: float = TIGHTEN_BELOW
+    drift_threshold: float = DRIFT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ class Report:
     flags: list[Flag]
     triggers: list[TriggerAccuracy]
     notes: list[str]
+    labels: list[LabelCounts] = field(default_factory=list)  # false and missed escalations per segment, trigger
+    drift: list[Drift] = field(default_factory=list)  # the topic and intent mixes, when traffic was given
 
     def as_json(self) -> dict[str, Any]:
         """The JSON-ready document, its keys in the order they are printed."""
@@ -100,6 +105,8 @@ class Report:
             "flags": [asdict(flag) for flag in self.flags],
             "triggers": [asdict(trigger) for trigger in self.triggers],
             "notes": list(self.notes),
+            "labels": [asdict(counts) for counts in self.labels],
+            "drift": [asdict(d) for d in self.drift],
         }
 
     @classmethod
@@ -117,6 +124,10 @@ class Report:
             flags=[Flag(**{**flag, "new_triggers": list(flag["new_triggers"])}) for flag in document["flags"]],
             triggers=[TriggerAccuracy(**trigger) for trigger in document["triggers"]],
             notes=list(document["notes"]),
+            labels=[LabelCounts(**counts) for counts in document.get("labels", ())],
+            drift=[
+                Drift(**{**d, "shifts": [Shift(**shift) for shift in d["shifts"]]}) for d in document.get("drift", ())
+            ],
         )
 
 
@@ -150,8 +161,27 @@ def _notes(current: MonthData, by: str) -> list[str]:
     return notes
 
 
-def build_report(current: MonthData, previous: MonthData, options: ReportOptions | None = None) -> Report:
-    """The report of ``current`` against ``previous``, its figures rounded as shown."""
+def _drift_flag(d: Drift) -> Flag:
+    return Flag(
+        figure=f"{d.mix}_mix",
+        direction="shift",
+        previous=None,
+        current=d.distance,
+        relative_change=None,
+        reading="mix_shift",
+        driver=d.shifts[0].category if d.shifts else None,
+        message=d.message,
+    )
+
+
+def build_report(
+    current: MonthData,
+    previous: MonthData,
+    options: ReportOptions | None = None,
+    traffic: Sequence[Mapping[str, Any]] | None = None,
+) -> Report:
+    """The report of ``current`` against ``previous``, its figures rounded as shown; with ``traffic`` (the
+    lines of a `baton export` covering both months) also the drift of the topic and intent mixes."""
     options = options or ReportOptions()
     overall_now, overall_before = month_figures(current), month_figures(previous)
     groups_now, groups_before = group_figures(current, options.by), group_figures(previous, options.by)
@@ -172,6 +202,8 @@ def build_report(current: MonthData, previous: MonthData, options: ReportOptions
     ]
     threshold = options.movement_threshold
     flags = flagged_movements(overall_before, overall_now, triggers_now, triggers_before, threshold)
+    drifts = drift(traffic, current.month, options.drift_threshold) if traffic is not None else []
+    flags += [_drift_flag(d) for d in drifts if d.flagged]
     return Report(
         month=current.month,
         previous_month=previous.month,
@@ -188,20 +220,31 @@ def build_report(current: MonthData, previous: MonthData, options: ReportOptions
         flags=[flag.rounded() for flag in flags],
         triggers=[t.rounded() for t in trigger_accuracy(current, options.min_judged, options.tighten_below)],
         notes=_notes(current, options.by),
+        labels=label_counts(current, previous),
+        drift=drifts,
     )
 
 
 async def load_report(
-    url: str, month: Month, options: ReportOptions | None = None, engine: AsyncEngine | None = None
+    url: str,
+    month: Month,
+    options: ReportOptions | None = None,
+    engine: AsyncEngine | None = None,
+    traffic: Sequence[Mapping[str, Any]] | None = None,
 ) -> Report:
-    """The report of ``month`` against the month before, from the store at ``url``."""
+    """The report of ``month`` against the month before, from the store at ``url`` (and ``traffic``, see
+    build_report)."""
     async with store_session(url, engine) as session:
         data = await load_months(session, [month.previous(), month])
-    return build_report(data[month], data[month.previous()], options)
+    return build_report(data[month], data[month.previous()], options, traffic)
 
 
 async def report(
-    url: str, month: Month, options: ReportOptions | None = None, engine: AsyncEngine | None = None
+    url: str,
+    month: Month,
+    options: ReportOptions | None = None,
+    engine: AsyncEngine | None = None,
+    traffic: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``load_report`` as its JSON-ready document (see docs/reporting.md)."""
-    return (await load_report(url, month, options, engine)).as_json()
+    return (await load_report(url, month, options, engine, traffic)).as_json()

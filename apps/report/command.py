@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from baton.apps.report.build import ReportOptions, load_report
+from baton.apps.report.drift import read_export
 from baton.apps.report.loading import ReportError
 from baton.apps.report.months import Month
 from baton.apps.report.render import render_report
@@ -38,7 +39,8 @@ def run_report_command(args: argparse.Namespace, database_url: str) -> int:
         min_judged=args.min_judged,
     )
     try:
-        result = asyncio.run(load_report(database_url, month, options))
+        traffic = read_export(args.traffic) if getattr(args, "traffic", None) else None
+        result = asyncio.run(load_report(database_url, month, options, traffic=traffic))
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -61,10 +61,23 @@ class EscalationFacts:
 
 
 @dataclass
+class MissedFacts:
+    """A missed escalation: the conversation should have been handed off from the customer message
+    ``message_id`` (the newest missed label of the conversation)."""
+
+    conversation_id: str
+    message_id: str
+    reviewer: str
+    source: str = "review"
+    note: str | None = None
+
+
+@dataclass
 class MonthData:
     month: Month
     conversations: list[ConversationFacts] = field(default_factory=list)
     escalations: list[EscalationFacts] = field(default_factory=list)
+    missed: list[MissedFacts] = field(default_factory=list)
 
     def escalations_by_conversation(self) -> dict[str, list[EscalationFacts]]:
         by: dict[str, list[EscalationFacts]] = defaultdict(list)
@@ -77,7 +90,7 @@ async def load_months(session: AsyncSession, months: Sequence[Month]) -> dict[Mo
     """The conversations of each month, with their escalations and review labels."""
     from sqlalchemy import func, select
 
-    from baton.store.models import Conversation, Escalation, ReviewLabel
+    from baton.store.models import Conversation, Escalation, MissedLabel, ReviewLabel
 
     data = {m: MonthData(m) for m in months}
     if not months:
@@ -142,6 +155,19 @@ async def load_months(session: AsyncSession, months: Sequence[Month]) -> dict[Mo
         facts = escalations.get(label.escalation_id)
         if facts is not None:
             facts.review, facts.reviewer, facts.review_note = label.necessary, label.reviewer, label.note
+    missed: dict[str, MissedFacts] = {}
+    rows = await session.execute(
+        select(MissedLabel)
+        .join(Conversation, MissedLabel.conversation_id == Conversation.conversation_id)
+        .where(in_range)
+        .order_by(MissedLabel.labelled_at, MissedLabel.reviewer)
+    )
+    for (m,) in rows:  # oldest first: the newest label of a conversation wins
+        missed[m.conversation_id] = MissedFacts(m.conversation_id, m.message_id, m.reviewer, m.source, m.note)
+    for conversation_id, facts in sorted(missed.items()):
+        month = month_of.get(conversation_id)
+        if month is not None:
+            data[month].missed.append(facts)
     for month_data in data.values():
         _fill_conversation_facts(month_data)
         month_data.conversations.sort(key=lambda c: (c.at, c.conversation_id))

@@ -196,6 +196,33 @@ def _trigger_lines(report: Report) -> list[str]:
     return lines
 
 
+def _label_lines(report: Report) -> list[str]:
+    lines = ["", "False and missed escalations (judged unnecessary; should have been handed off)"]
+    if not report.labels:
+        return [*lines, "  none labelled"]
+    previous = report.previous_month.short
+    rows = [
+        [
+            counts.scope,
+            counts.group,
+            f"{counts.false_escalations} ({counts.previous_false_escalations})",
+            f"{counts.missed_escalations} ({counts.previous_missed_escalations})",
+        ]
+        for counts in report.labels
+    ]
+    return lines + _table(["by", "group", f"false ({previous})", f"missed ({previous})"], rows, right=(2, 3))
+
+
+def _drift_lines(report: Report) -> list[str]:
+    if not report.drift:
+        return []
+    lines = ["", "Mix of topics and intents against the month before (customer messages)"]
+    for d in report.drift:
+        marker = "  ! " if d.flagged else "    "
+        lines += textwrap.wrap(d.message, width=116, initial_indent=marker, subsequent_indent="      ")
+    return lines
+
+
 def to_table(result: Report | Mapping[str, Any]) -> str:
     report = as_report(result)
     lines = [f"Escalation report: {report.month.title} (compared with {report.previous_month.title})", ""]
@@ -203,7 +230,9 @@ def to_table(result: Report | Mapping[str, Any]) -> str:
     lines += _group_lines(report)
     lines += _high_value_lines(report)
     lines += _flag_lines(report)
+    lines += _drift_lines(report)
     lines += _trigger_lines(report)
+    lines += _label_lines(report)
     lines += ["", "Notes"]
     for note in report.notes:
         lines += textwrap.wrap(note, width=116, initial_indent="  - ", subsequent_indent="    ")
