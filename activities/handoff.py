@@ -40,6 +40,7 @@ from baton.activities.llm import (
 from baton.contract.activities import Handoff
 from baton.contract.messages import HandoffNote, NoteRequest, TranscriptEntry
 from baton.domain.handoff_note import account_line, clip, fallback_note, trigger_lines
+from baton.domain.redaction import redact
 from baton.domain.untrusted_note import clean_note
 from baton.logging import get_logger
 from baton.settings import Settings
@@ -126,11 +127,11 @@ def response_format() -> dict[str, Any]:
 # --- The prompt ------------------------------------------------------------------
 
 
-def _entry(entry: TranscriptEntry) -> dict[str, Any]:
+def _entry(entry: TranscriptEntry, redacting: bool) -> dict[str, Any]:
     item: dict[str, Any] = {
         "role": entry.role,
         "at": entry.at.isoformat(),
-        "text": clip(entry.text, MAX_PROMPT_MESSAGE_CHARS),
+        "text": clip(redact(entry.text) if redacting else entry.text, MAX_PROMPT_MESSAGE_CHARS),
     }
     if entry.signals is not None:
         item["frustration"] = round(entry.signals.frustration, 2)
@@ -140,15 +141,15 @@ def _entry(entry: TranscriptEntry) -> dict[str, Any]:
     return item
 
 
-def _transcript(entries: list[TranscriptEntry]) -> list[dict[str, Any]]:
+def _transcript(entries: list[TranscriptEntry], redacting: bool = True) -> list[dict[str, Any]]:
     if len(entries) <= MAX_PROMPT_MESSAGES:
-        return [_entry(e) for e in entries]
+        return [_entry(e, redacting) for e in entries]
     tail = MAX_PROMPT_MESSAGES - HEAD_MESSAGES
     omitted = len(entries) - MAX_PROMPT_MESSAGES
     return [
-        *(_entry(e) for e in entries[:HEAD_MESSAGES]),
+        *(_entry(e, redacting) for e in entries[:HEAD_MESSAGES]),
         {"role": "note", "text": f"{omitted} messages omitted"},
-        *(_entry(e) for e in entries[-tail:]),
+        *(_entry(e, redacting) for e in entries[-tail:]),
     ]
 
 
@@ -165,7 +166,8 @@ def build_messages(request: NoteRequest) -> list[dict[str, str]]:
         [
             "Write the handoff note for this conversation.",
             data_block("context", context),
-            data_block("transcript", _transcript(request.transcript)),
+            # Personal data stays out of the prompt unless the policy says otherwise (redaction.llm).
+            data_block("transcript", _transcript(request.transcript, request.redact)),
         ]
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

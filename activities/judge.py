@@ -36,6 +36,7 @@ from baton.contract.activities import Judge
 from baton.contract.messages import Intent, Topic
 from baton.contract.scoring import JudgeRequest, JudgeResult, MessageScores
 from baton.domain.handoff_note import clip
+from baton.domain.redaction import redact
 from baton.logging import get_logger
 from baton.settings import Settings
 
@@ -121,11 +122,12 @@ def _classifier(scores: MessageScores) -> dict[str, Any]:
 
 def build_messages(request: JudgeRequest) -> list[dict[str, str]]:
     """The system and user messages for one judgement; customer text only inside the message block."""
+    text = redact(request.text) if request.redact else request.text  # the policy's redaction.llm
     user = "\n".join(
         [
             "Label the customer message.",
             data_block("classifier", _classifier(request.scores)),
-            data_block("message", clip(request.text, MAX_PROMPT_TEXT_CHARS)),
+            data_block("message", clip(text, MAX_PROMPT_TEXT_CHARS)),
         ]
     )
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

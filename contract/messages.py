@@ -243,6 +243,7 @@ class NoteRequest(ContractModel):
     urgency: Urgency | None = None
     segment: str | None = None
     max_tokens: int = 700
+    redact: bool = Field(default=True, description="Personal data out of the prompt (the policy's redaction.llm)")
 
 
 OutboundKind = Literal[

@@ -41,6 +41,7 @@ class JudgeRequest(ContractModel):
     max_tokens: int = Field(default=200, gt=0, description="Completion tokens for this call")
     tokens_used: int = Field(default=0, ge=0, description="Tokens the conversation has spent on the judge so far")
     token_budget: int = Field(default=4000, ge=0, description="The conversation's judge budget, in tokens")
+    redact: bool = Field(default=True, description="Personal data out of the prompt (the policy's redaction.llm)")
 
 
 class JudgeResult(ContractModel):

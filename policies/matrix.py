@@ -190,7 +190,20 @@ def _surge_and_cooling_section(policy: Policy) -> list[str]:
         *_idle_close_section(policy),
         "",
         *_judge_section(policy),
+        "",
+        _redaction_line(policy),
     ]
+
+
+def _redaction_line(policy: Policy) -> str:
+    redaction = policy.redaction
+    places = {"the LLM": redaction.llm, "helpdesk tickets": redaction.helpdesk, "on-call pages": redaction.webhooks}
+    on = [name for name, wanted in places.items() if wanted]
+    off = [name for name, wanted in places.items() if not wanted]
+    return (
+        "Redaction (emails, phones, cards, IBANs, SSNs become placeholders): "
+        f"in {', '.join(on) or 'nothing'}; as sent to {', '.join(off) or 'nobody'}"
+    )
 
 
 def _idle_close_section(policy: Policy) -> list[str]:

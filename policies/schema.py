@@ -366,6 +366,16 @@ class Judge(_Strict):
         return any(self.uncertain_low <= p <= self.uncertain_high for p in probabilities.values())
 
 
+class Redaction(_Strict):
+    """Where customer text has its personal data (emails, phones, cards, IBANs, SSNs) replaced by placeholders
+    (domain/redaction.py) before it leaves Baton. The history keeps the text as sent (encrypted by the payload
+    codec); these say what each recipient gets."""
+
+    llm: bool = Field(default=True, description="The handoff note's prompt and the LLM judge's")
+    helpdesk: bool = Field(default=False, description="Helpdesk tickets: the transcript and the note")
+    webhooks: bool = Field(default=False, description="On-call pages: the webhook, Slack and PagerDuty")
+
+
 class Policy(_Strict):
     version: Literal[1]
     name: str = Field(pattern=r"^[a-z][a-z0-9_\-]*$")
@@ -382,6 +392,7 @@ class Policy(_Strict):
     cooling: Cooling = Field(default_factory=Cooling)
     idle_close: IdleClose = Field(default_factory=IdleClose)
     judge: Judge = Field(default_factory=Judge)
+    redaction: Redaction = Field(default_factory=Redaction)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Policy:

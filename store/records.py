@@ -41,6 +41,7 @@ from baton.contract.records import (
     ResolutionRecord,
     ReviewLabelRecord,
 )
+from baton.domain.redaction import redact
 from baton.store.models import Conversation, Escalation, Incident, MissedLabel, ReviewLabel
 
 
@@ -58,6 +59,13 @@ class MissedLabelRecord(BaseModel):
 
 def _seconds(later: datetime, earlier: datetime | None) -> float | None:
     return None if earlier is None else max((later - earlier).total_seconds(), 0.0)
+
+
+def _redacted(values: dict[str, Any], column: str) -> dict[str, Any]:
+    """The store keeps no personal data: free text (a reviewer's note, an incident's description, which may
+    quote a customer) is written with emails, phones, cards, IBANs and SSNs replaced (domain/redaction.py)."""
+    text = values.get(column)
+    return {**values, column: redact(text)} if isinstance(text, str) else values
 
 
 # --- upserts ------------------------------------------------------------------------------------------
@@ -190,7 +198,7 @@ async def record_conversation_end(session: AsyncSession, record: ConversationEnd
 
 async def record_review_label(session: AsyncSession, record: ReviewLabelRecord) -> None:
     """One label per escalation and reviewer: labelling again replaces the verdict, its note and its time."""
-    values = record.model_dump()
+    values = _redacted(record.model_dump(), "note")
     await _upsert(
         session,
         ReviewLabel.__table__,
@@ -202,7 +210,7 @@ async def record_review_label(session: AsyncSession, record: ReviewLabelRecord) 
 
 async def record_incident(session: AsyncSession, record: IncidentRecord) -> None:
     # Declared once, ended later: the end only fills its own column and never erases the start.
-    values = record.model_dump()
+    values = _redacted(record.model_dump(), "description")
     await _upsert(
         session,
         Incident.__table__,
@@ -224,7 +232,7 @@ async def record_missed_label(session: AsyncSession, record: MissedLabelRecord) 
     """One missed label per conversation and reviewer: labelling again replaces the message, note and time.
     The conversation row is created as a stub when no stage has written it yet (an agent may mark it first)."""
     await _ensure_conversation(session, record.conversation_id)
-    values = record.model_dump()
+    values = _redacted(record.model_dump(), "note")
     await _upsert(
         session,
         MissedLabel.__table__,

@@ -26,6 +26,7 @@ from baton.contract.records import (
     ResolutionRecord,
     conversation_outcome,
 )
+from baton.domain.redaction import redact_ticket
 from baton.policies.schema import Policy
 
 
@@ -161,6 +162,7 @@ def note_request(state: ConversationState, escalation: Escalation, policy: Polic
         urgency=escalation.urgency,
         segment=segment_of(state),
         max_tokens=policy.handoff.note.max_tokens,
+        redact=policy.redaction.llm,
     )
 
 
@@ -186,7 +188,7 @@ def helpdesk_ticket(state: ConversationState, escalation: Escalation, policy: Po
     assert escalation.note is not None  # posted once the note is written
     segment = segment_of(state)
     priority = "urgent" if escalation.urgency == "immediate" else "high" if segment == "enterprise" else "normal"
-    return HelpdeskTicket(
+    ticket = HelpdeskTicket(
         idempotency_key=f"{state.start.conversation_id}:ticket:{escalation.message_id}",
         conversation_id=state.start.conversation_id,
         customer_id=state.start.customer_id,
@@ -198,6 +200,7 @@ def helpdesk_ticket(state: ConversationState, escalation: Escalation, policy: Po
         note=escalation.note,
         transcript=state.transcript,
     )
+    return redact_ticket(ticket) if policy.redaction.helpdesk else ticket
 
 
 def summary(state: ConversationState) -> ConversationSummary:

@@ -32,6 +32,7 @@ from baton.contract.messages import (
     Urgency,
 )
 from baton.domain.handoff_note import fallback_note
+from baton.domain.redaction import redact_page
 from baton.policies.hours import format_callback, is_open, next_opening
 from baton.policies.routing import choose_queue, segment_rank
 from baton.policies.schema import Policy
@@ -115,6 +116,7 @@ class HandoffRun:
             self.report_operations("escalated")
         if returning and cooling is not None and cooling.escalations_in_window + 1 >= policy.cooling.page_lead_after:
             page = builders.lead_page(state, cooling.escalations_in_window + 1, workflow.now())
+            page = redact_page(page) if policy.redaction.webhooks else page
             self._effects.in_background(Delivery.page_on_call, page)
         return text
 
@@ -298,7 +300,8 @@ class HandoffRun:
     def _page(self, action: str) -> PageRequest:
         escalation = self._state.escalation
         assert escalation is not None  # pages are about the current escalation
-        return builders.conversation_page(self._state, escalation, action, workflow.now())
+        page = builders.conversation_page(self._state, escalation, action, workflow.now())
+        return redact_page(page) if self._policy.redaction.webhooks else page
 
     async def resolve_page(self) -> None:
         await self._effects.run(Delivery.page_on_call, self._page("resolve"), "Resolve the on-call page")
