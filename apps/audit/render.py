@@ -1,0 +1,54 @@
+"""`baton audit` on stdout: a table for people, or JSON for tools (the same figures)."""
+
+from __future__ import annotations
+
+import json
+
+from baton.apps.audit.scenarios import Audit
+from baton.apps.audit.shortfalls import SHORTFALL_TEXT, Shortfall
+
+NAME_WIDTH = 46
+
+
+def render_json(audit: Audit) -> str:
+    return json.dumps(audit.as_dict(), indent=2, ensure_ascii=False)
+
+
+def render_table(audit: Audit) -> str:
+    shapes = ", ".join(f"{n} {shape}" for shape, n in audit.shapes.items())
+    share = audit.fell_short / audit.conversations if audit.conversations else 0.0
+    lines = [
+        f"{audit.conversations} conversations ({shapes}); {audit.fell_short} fell short ({share:.1%}); "
+        f"{len(audit.scenario_types)} scenario types of at least {audit.min_count} conversations",
+        f"shortfalls: many turns = at least {audit.thresholds.many_turns} customer messages, "
+        f"low CSAT = {audit.thresholds.low_csat:g} or less; classifier {audit.classifier}; "
+        f"conversations without an intent grouped {audit.grouping}",
+        "",
+        f"{'#':>2}  {'scenario type':<{NAME_WIDTH}} {'count':>5} {'share':>6} {'turns':>5}  "
+        "suggested trigger (urgency)",
+    ]
+    for rank, s in enumerate(audit.scenario_types, start=1):
+        name = s.name if len(s.name) <= NAME_WIDTH else s.name[: NAME_WIDTH - 1] + "…"
+        new = ", new" if not s.suggestion.in_base else ""
+        lines.append(
+            f"{rank:>2}  {name:<{NAME_WIDTH}} {s.count:>5} {s.share:>6.1%} {s.median_turns:>5g}  "
+            f"{s.suggestion.trigger_id} ({s.suggestion.urgency}{new})"
+        )
+        also = [
+            f"{SHORTFALL_TEXT[Shortfall(kind)]} {n}"
+            for kind, n in s.shortfall_counts.items()
+            if kind != s.shortfall.value
+        ]
+        if also:
+            lines.append(f"    also: {', '.join(also)}")
+        lines.append(f"    why: {s.suggestion.why}")
+        lines.extend(f'    "{example}"' for example in s.examples)
+    if audit.smaller:
+        rest = sum(s.count for s in audit.smaller)
+        lines.append("")
+        lines.append(
+            f"{rest} more conversations fell short in {len(audit.smaller)} groups smaller than {audit.min_count}: "
+            + ", ".join(f"{s.name} ({s.count})" for s in audit.smaller[:8])
+            + (", …" if len(audit.smaller) > 8 else "")
+        )
+    return "\n".join(lines)
