@@ -20,6 +20,7 @@ and the messages' text from each conversation's `state` query in Temporal (as `b
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,7 @@ from baton.contract.messages import ConversationState, Intent
 from baton.policies.schema import Policy
 
 Origin = Literal["false_positive", "missed", "corrected"]
+QUERY_TIMEOUT = 10.0  # seconds for one conversation's state query (answered by a running worker)
 
 
 @dataclass(frozen=True)
@@ -243,8 +245,10 @@ async def rows_from_store(database_url: str, client: Any, policy: Policy) -> tup
     skipped: list[str] = []
     for conversation_id in dict.fromkeys(label.conversation_id for label in labels):
         try:
-            states[conversation_id] = await get_state(client, conversation_id)
+            states[conversation_id] = await asyncio.wait_for(get_state(client, conversation_id), QUERY_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError) as err:
             skipped.append(f"{conversation_id}: state not readable ({err})")
+        except TimeoutError:
+            skipped.append(f"{conversation_id}: no answer to the state query in {QUERY_TIMEOUT:g} s (no worker?)")
     rows, missing = rows_from_states(labels, states, policy)
     return rows, skipped + missing
