@@ -9,6 +9,13 @@ give the expected `urgency` ("immediate" or "queued") and the ids of the
 `triggers` a support lead expects to fire. The figures are JSON-ready dicts,
 typed below (Metrics, Comparison).
 
+A label from a missed escalation (`baton review label --missed`, exported as
+`{"escalate": true, "missed": true, "from_message": I}`) expects the
+escalation by message I: a replay that escalates at or before it is a true
+positive, one that escalates later, or never, is a miss (a false negative),
+and so is counted in recall, in `late` of the figures and in a comparison's
+outcome.
+
 Conventions:
 - precision, recall and F1 are 0.0 when undefined (no escalations, no positives);
 - per-trigger precision counts labelled conversations where the trigger fired
@@ -122,6 +129,7 @@ class Metrics(TypedDict):
     escalation_rate: float | None
     rejected_messages: int
     labelled: int
+    late: int  # labelled missed escalations that the replay escalated after the message the label names
     confusion: ConfusionCounts
     precision: float
     recall: float
@@ -190,9 +198,24 @@ def trigger_ids(record: RecordLike) -> list[str]:
     return as_record(record).trigger_ids
 
 
+def escalated_in_time(record: RecordLike) -> bool:
+    """Escalated, and by the message a missed-escalation label says it should have come at (when it says one)."""
+    r = as_record(record)
+    if not r.escalated:
+        return False
+    from_message = label_of(r).from_message
+    return from_message is None or r.at_message is None or r.at_message <= from_message
+
+
+def is_late(record: RecordLike) -> bool:
+    """Escalated, but after the message a missed-escalation label names: counted as a miss."""
+    r = as_record(record)
+    return r.escalated and label_of(r).escalate is True and not escalated_in_time(r)
+
+
 def is_true_positive(record: RecordLike) -> bool:
     r = as_record(record)
-    return r.escalated and label_of(r).escalate is True
+    return escalated_in_time(r) and label_of(r).escalate is True
 
 
 def messages_to_escalation(record: RecordLike) -> int | None:
@@ -217,7 +240,9 @@ def confusion(records: Iterable[RecordLike]) -> Confusion:
         if expected is None:
             continue
         escalated = r.escalated
-        if escalated and expected:
+        if escalated and expected and not escalated_in_time(r):
+            fn += 1  # too late: the label names the message it should have come at
+        elif escalated and expected:
             tp += 1
         elif escalated:
             fp += 1
@@ -309,6 +334,7 @@ def metrics(records: Sequence[RecordLike]) -> Metrics:
         "escalation_rate": _ratio(escalated, len(typed)),
         "rejected_messages": sum(r.rejected_messages for r in typed),
         "labelled": matrix.total,
+        "late": sum(1 for r in typed if is_late(r)),
         "confusion": matrix.as_dict(),
         "precision": matrix.precision,
         "recall": matrix.recall,
@@ -405,7 +431,7 @@ def changes(before: RecordLike, after: RecordLike) -> tuple[list[str], list[str]
 
 def _correct(record: ReplayRecord) -> bool | None:
     expected = label_of(record).escalate
-    return None if expected is None else record.escalated == expected
+    return None if expected is None else escalated_in_time(record) == expected
 
 
 def compare_records(before: Sequence[RecordLike], after: Sequence[RecordLike]) -> Comparison:

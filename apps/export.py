@@ -19,7 +19,10 @@ Where it comes from
     state as it was when that run began, and its result is only a summary.)
 
 What a line holds
-    Only what the customer and the bot said (`role`, `text`, `at`); Baton's
+    Only what the customer and the bot said (`message_id`, `role`, `text`,
+    `at`, and for a customer message the `signals` the classifier recorded
+    for it: intents with probabilities, topic, frustration; `baton policy
+    tune` replays those and `baton report --traffic` counts them); Baton's
     own messages and the agents' replies are left out, since a replay decides
     those afresh. `customer` is the customer's facts as the conversation saw
     them (CRM merged with the chat backend's), with `id`; `started_at` is the
@@ -39,6 +42,14 @@ The label rule
       (`abandoned`, `inactive`, `idle`, `timeout`, `customer_left`; see
       store/records.py) or its last customer message said the problem was
       solved (the `resolved` intent).
+    - `escalate: true, missed: true, from_message: I` when a reviewer or an
+      agent marked the conversation as a missed escalation (`baton review
+      label CONV --missed --from-message MID`, or the gateway's `/missed`):
+      it should have been handed off from the customer message MID, the
+      line's message at index I (`from_message_id` keeps MID). The newest
+      missed label wins, and it wins over the escalations' verdicts (the
+      escalation came too late, or never). `baton replay` then counts an
+      escalation after message I as a miss.
     - No label otherwise: an escalation nobody gave a disposition (and none
       judged necessary), a never-escalated conversation still open, or one
       that was abandoned or stopped without the customer saying it was
@@ -78,7 +89,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps.output import unwritable, write_failed
 from baton.apps.report.loading import ReportError
-from baton.contract.messages import ConversationState, Escalation, Intent
+from baton.contract.messages import ConversationState, Escalation, Intent, TranscriptEntry
 from baton.contract.records import ABANDONED_REASONS
 
 WORKFLOW_TYPE = "ConversationWorkflow"
@@ -92,6 +103,9 @@ WORKFLOW_ID_PREFIX = "conversation-"
 # Review verdicts by escalation id ("<conversation_id>:<message_id>"), for the conversations named.
 Reviews = Mapping[str, bool]
 ReviewSource = Callable[[list[str]], Awaitable[Reviews]]
+# Missed escalations: the customer message each conversation should have been handed off from, by conversation id.
+Missed = Mapping[str, str]
+MissedSource = Callable[[list[str]], Awaitable[Missed]]
 
 
 # --- arguments -------------------------------------------------------------------------------
@@ -131,8 +145,22 @@ def escalation_id(state: ConversationState, escalation: Escalation) -> str:
     return f"{state.start.conversation_id}:{escalation.message_id}"
 
 
-def label_for(state: ConversationState, *, running: bool, reviews: Reviews | None = None) -> dict[str, Any] | None:
+def exported_messages(state: ConversationState) -> list[TranscriptEntry]:
+    return [m for m in state.transcript if m.role in EXPORTED_ROLES]
+
+
+def label_for(
+    state: ConversationState, *, running: bool, reviews: Reviews | None = None, missed: Missed | None = None
+) -> dict[str, Any] | None:
     """The label by the rule in this module's docstring; None leaves the conversation unlabelled."""
+    from_message = (missed or {}).get(state.start.conversation_id)
+    if from_message is not None:
+        label: dict[str, Any] = {"escalate": True, "missed": True}
+        ids = [m.message_id for m in exported_messages(state)]
+        if from_message in ids:
+            label["from_message"] = ids.index(from_message)
+        label["from_message_id"] = from_message
+        return label
     all_escalations = escalations(state)
     reviews = reviews or {}
     verdicts = [reviews.get(escalation_id(state, e), e.necessary) for e in all_escalations]
@@ -154,13 +182,29 @@ def label_for(state: ConversationState, *, running: bool, reviews: Reviews | Non
     return None
 
 
+def _message(entry: TranscriptEntry) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": entry.message_id,
+        "role": entry.role,
+        "text": entry.text,
+        "at": _iso(entry.at),
+    }
+    if entry.role == "customer" and entry.signals is not None:
+        message["signals"] = entry.signals.model_dump(mode="json", exclude_none=True)
+    return message
+
+
 def transcript_line(
-    state: ConversationState, workflow_id: str, run_id: str, *, running: bool, reviews: Reviews | None = None
+    state: ConversationState,
+    workflow_id: str,
+    run_id: str,
+    *,
+    running: bool,
+    reviews: Reviews | None = None,
+    missed: Missed | None = None,
 ) -> dict[str, Any]:
     """One replay line; raises ValueError when the conversation has nothing to replay."""
-    messages = [
-        {"role": m.role, "text": m.text, "at": _iso(m.at)} for m in state.transcript if m.role in EXPORTED_ROLES
-    ]
+    messages = [_message(m) for m in exported_messages(state)]
     if not messages:
         raise ValueError("no customer or bot messages")
     facts = state.context.facts if state.context is not None else state.start.customer
@@ -171,7 +215,7 @@ def transcript_line(
         "started_at": messages[0]["at"],
         "messages": messages,
     }
-    label = label_for(state, running=running, reviews=reviews)
+    label = label_for(state, running=running, reviews=reviews, missed=missed)
     if label is not None:
         line["label"] = label
     line["source"] = {"workflow_id": workflow_id, "run_id": run_id}
@@ -236,7 +280,12 @@ async def _list(client: Client, query: str) -> list[WorkflowExecution]:
 
 
 async def _read(
-    client: Client, candidate: _Candidate, include_open: bool, query_timeout: timedelta, reviews: Reviews
+    client: Client,
+    candidate: _Candidate,
+    include_open: bool,
+    query_timeout: timedelta,
+    reviews: Reviews,
+    missed: Missed | None = None,
 ) -> dict[str, Any]:
     """Describe the latest run, then query its state for the line."""
     try:
@@ -262,7 +311,7 @@ async def _read(
         # e.g. the worker's code can no longer replay this history
         raise _SkipError(f"state query failed: {err}") from err
     try:
-        return transcript_line(state, candidate.workflow_id, run_id, running=running, reviews=reviews)
+        return transcript_line(state, candidate.workflow_id, run_id, running=running, reviews=reviews, missed=missed)
     except ValueError as err:
         raise _SkipError(str(err)) from err
 
@@ -276,9 +325,11 @@ async def export_conversations(
     query_timeout: timedelta = QUERY_TIMEOUT,
     concurrency: int = CONCURRENCY,
     reviews: ReviewSource | None = None,
+    missed: MissedSource | None = None,
 ) -> ExportResult:
     """Every conversation started in [since, until) as a replay line, sorted by start time; labelled with
-    the review verdicts `reviews` gives for the listed conversations (none when it is not given)."""
+    the review verdicts `reviews` gives for the listed conversations (none when it is not given), and the
+    missed escalations `missed` gives."""
     by_id: dict[str, list[WorkflowExecution]] = {}
     for run in await _list(client, visibility_query(since, until, include_open=include_open)):
         by_id.setdefault(run.id, []).append(run)
@@ -293,6 +344,7 @@ async def export_conversations(
         by_queue.setdefault(candidate.task_queue, []).append(candidate)
     conversation_ids = [w.removeprefix(WORKFLOW_ID_PREFIX) for w in sorted(by_id)]
     verdicts = await reviews(conversation_ids) if reviews is not None and conversation_ids else {}
+    late = await missed(conversation_ids) if missed is not None and conversation_ids else {}
 
     result = ExportResult()
     semaphore = asyncio.Semaphore(concurrency)
@@ -302,7 +354,7 @@ async def export_conversations(
         """'answered', 'timeout', or 'not queried'."""
         async with semaphore:
             try:
-                result.lines.append(await _read(client, candidate, include_open, query_timeout, verdicts))
+                result.lines.append(await _read(client, candidate, include_open, query_timeout, verdicts, late))
             except _NotInWindowError:
                 return "not queried"
             except _OpenError:
@@ -406,6 +458,25 @@ def store_reviews(database_url: str, notes: list[str]) -> ReviewSource:
     return read
 
 
+def store_missed(database_url: str, notes: list[str]) -> MissedSource:
+    """Missed-escalation labels from the store at `database_url`, read as `store_reviews` reads verdicts."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from baton.apps.review import newest_missed
+
+    async def read(conversation_ids: list[str]) -> Missed:
+        try:
+            return await newest_missed(database_url, conversation_ids)
+        except ReportError as err:
+            if str(err).startswith("no store at"):
+                return {}  # said once, by store_reviews
+            raise StoreUnreadableError(f"cannot read missed-escalation labels: {err}") from err
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreUnreadableError(f"cannot read missed-escalation labels: {type(err).__name__}: {err}") from err
+
+    return read
+
+
 async def _connect_and_export(
     since: datetime, until: datetime, include_open: bool, database_url: str | None, notes: list[str]
 ) -> ExportResult:
@@ -432,6 +503,7 @@ async def _connect_and_export(
             until,
             include_open=include_open,
             reviews=store_reviews(database_url or settings.database_url, notes),
+            missed=store_missed(database_url or settings.database_url, notes),
         )
     except TemporalUnavailableError as err:
         raise TemporalUnavailableError(f"{err} (Temporal at {where})") from err

@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
+    Field,
     SerializerFunctionWrapHandler,
     Tag,
     field_validator,
@@ -43,6 +44,9 @@ class ReplayLabel(BaseModel):
     model_config = ConfigDict(extra="allow")
     escalate: bool | None = None
     urgency: str | None = None
+    # A missed escalation (`baton export` of a `--missed` label): the index of the message it should have been
+    # handed off from; an escalation after it is a miss (apps/evaluation.py).
+    from_message: int | None = Field(default=None, ge=0)
     # Other fields (`triggers`, notes) are kept as given, in their order, and printed back with the record.
 
     @property
