@@ -7,7 +7,8 @@ import json
 from baton.apps.audit.scenarios import Audit
 from baton.apps.audit.shortfalls import SHORTFALL_TEXT, Shortfall
 
-NAME_WIDTH = 46
+NAME_WIDTH = 44
+SHORTFALL_WIDTH = 15
 
 
 def render_json(audit: Audit) -> str:
@@ -24,14 +25,15 @@ def render_table(audit: Audit) -> str:
         f"low CSAT = {audit.thresholds.low_csat:g} or less; classifier {audit.classifier}; "
         f"conversations without an intent grouped {audit.grouping}",
         "",
-        f"{'#':>2}  {'scenario type':<{NAME_WIDTH}} {'count':>5} {'share':>6} {'turns':>5}  "
-        "suggested trigger (urgency)",
+        f"{'#':>2}  {'scenario type':<{NAME_WIDTH}} {'shortfall':<{SHORTFALL_WIDTH}} {'count':>5} {'share':>6} "
+        f"{'turns':>5}  suggested trigger (urgency)",
     ]
     for rank, s in enumerate(audit.scenario_types, start=1):
-        name = s.name if len(s.name) <= NAME_WIDTH else s.name[: NAME_WIDTH - 1] + "…"
+        name = s.group if len(s.group) <= NAME_WIDTH else s.group[: NAME_WIDTH - 1] + "…"
         new = ", new" if not s.suggestion.in_base else ""
         lines.append(
-            f"{rank:>2}  {name:<{NAME_WIDTH}} {s.count:>5} {s.share:>6.1%} {s.median_turns:>5g}  "
+            f"{rank:>2}  {name:<{NAME_WIDTH}} {s.shortfall.value:<{SHORTFALL_WIDTH}} {s.count:>5} {s.share:>6.1%} "
+            f"{s.median_turns:>5g}  "
             f"{s.suggestion.trigger_id} ({s.suggestion.urgency}{new})"
         )
         also = [

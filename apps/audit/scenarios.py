@@ -188,7 +188,7 @@ def _cluster_groups(
 ) -> tuple[list[_Group], str]:
     rest = [r for r in failing if r.intent is None]
     if not rest:
-        return [], "no conversation without an intent"
+        return [], "(there were none)"
     if embedder is None or not clustering.sklearn_available():
         why = "the scorer has no embedding" if embedder is None else "scikit-learn is not installed"
         by_topic: dict[Topic, list[Reading]] = {}
@@ -213,7 +213,7 @@ def _cluster_groups(
         label = "-".join(words) or f"cluster{cluster + 1}"
         name = f"{topic.value}: {' '.join(words)}" if words else f"{topic.value}: cluster {cluster + 1}"
         groups.append(_Group(f"{topic.value}:{label}", name, "cluster", None, topic, words, readings, closeness))
-    return groups, f"k-means over the classifier's embedding (k={found.k}, seed {seed})"
+    return groups, f"by k-means over the classifier's embedding (k={found.k}, seed {seed})"
 
 
 def _healthy_context(readings: Sequence[Reading], base: Policy, thresholds: Thresholds) -> Context:

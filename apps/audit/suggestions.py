@@ -84,7 +84,7 @@ INTENT_TRIGGERS: dict[Intent, IntentTrigger] = {
 _OUTCOME = {
     Shortfall.HAND_ESCALATION: "agents took them over by hand",
     Shortfall.ABANDONED: "customers gave up",
-    Shortfall.MANY_TURNS: "the bot kept them",
+    Shortfall.MANY_TURNS: "the bot was still answering them",
     Shortfall.LOW_CSAT: "customers rated them low",
 }
 

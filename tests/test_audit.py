@@ -1,0 +1,245 @@
+"""`baton audit`: the planted failure modes of a generated month of helpdesk conversations come back as
+scenario types, each with its count and the trigger that would have caught it, and the draft policy passes
+`baton policy check`.
+
+The set (tests/past_conversations.py, seeded): 624 conversations, 290 that went well, 10 that went wrong
+once for no pattern, and nine planted modes. What each mode must come back as:
+
+| planted mode | scenario type's shortfall | grouped by | suggested trigger | urgency |
+|---|---|---|---|---|
+| billing disputes the bot looped on | many_turns | intent billing_dispute | billing_dispute | queued |
+| password resets taken over | hand_escalation | cluster (account_access) | topic_account_access (new) | queued |
+| late parcels rated 1-2 | low_csat | cluster (shipping_orders) | topic_shipping_orders (new) | queued |
+| cancellations abandoned | abandoned | intent cancellation | cancellation_request (new) | queued |
+| legal threats an agent took over | hand_escalation | intent legal_threat | legal_threat | immediate |
+| deletion requests an agent took over | hand_escalation | intent data_deletion | data_deletion_request | queued |
+| furious outage complaints rated 1 | low_csat | cluster (technical) | frustration_trend | immediate |
+| requests for a person ignored, abandoned | abandoned | intent human_request | explicit_human_request | immediate |
+| a failing export asked about again and again | many_turns | cluster (technical) | repeated_question | queued |
+
+"Comes back" means: one listed scenario type holds at least 90% of the mode's conversations, and at least
+90% of that scenario type's conversations are of the mode; no two modes share a scenario type; the noise
+forms none.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton.apps.audit.loading import AuditInputError, read_conversations
+from baton.apps.audit.shortfalls import Shortfall, Thresholds, shortfalls
+from baton.policies import load_policy
+from tests import past_conversations
+
+EXPECTED = {
+    "billing_loop": ("many_turns", "intent", "billing_dispute", "queued"),
+    "password_hand": ("hand_escalation", "cluster", "topic_account_access", "queued"),
+    "shipping_low_csat": ("low_csat", "cluster", "topic_shipping_orders", "queued"),
+    "cancellation_abandoned": ("abandoned", "intent", "cancellation_request", "queued"),
+    "legal_threat": ("hand_escalation", "intent", "legal_threat", "immediate"),
+    "deletion_hand": ("hand_escalation", "intent", "data_deletion_request", "queued"),
+    "outage_low_csat": ("low_csat", "cluster", "frustration_trend", "immediate"),
+    "human_ignored": ("abandoned", "intent", "explicit_human_request", "immediate"),
+    "export_bug_loop": ("many_turns", "cluster", "repeated_question", "queued"),
+}
+RECOVERED = 0.9
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "baton.apps.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The generated set audited once through the CLI: the JSON, the planted modes and the files written."""
+    folder = tmp_path_factory.mktemp("audit")
+    source = folder / "past.jsonl"
+    modes = past_conversations.write(source)
+    chart, draft = folder / "scenarios.png", folder / "draft.yaml"
+    done = run_cli("audit", str(source), "--format", "json", "--chart", str(chart), "--policy-out", str(draft))
+    assert done.returncode == 0, done.stderr
+    return {"result": json.loads(done.stdout), "modes": modes, "chart": chart, "draft": draft, "stderr": done.stderr}
+
+
+def _scenario_of(result: dict[str, Any], ids: set[str]) -> dict[str, Any]:
+    return max(result["scenario_types"], key=lambda s: len(ids & set(s["conversation_ids"])))
+
+
+def test_the_generated_set_is_a_realistic_month(audited: dict[str, Any]) -> None:
+    modes = Counter(audited["modes"].values())
+    assert len(audited["modes"]) >= 500
+    assert modes["healthy"] > sum(modes[m] for m in EXPECTED) * 0.8  # most conversations go well
+    result = audited["result"]
+    assert result["conversations"] == len(audited["modes"])
+    assert result["shapes"] == {"helpdesk": len(audited["modes"])}
+    assert result["fell_short"] == sum(past_conversations.PLANTED_COUNTS.values()) + past_conversations.NOISE
+
+
+@pytest.mark.parametrize("mode", sorted(EXPECTED))
+def test_each_planted_mode_comes_back_as_a_scenario_type(audited: dict[str, Any], mode: str) -> None:
+    result, modes = audited["result"], audited["modes"]
+    planted = {cid for cid, m in modes.items() if m == mode}
+    assert len(planted) == past_conversations.PLANTED_COUNTS[mode]
+    scenario = _scenario_of(result, planted)
+    members = set(scenario["conversation_ids"])
+    assert len(planted & members) >= RECOVERED * len(planted), (mode, scenario["key"], scenario["count"])
+    assert len(planted & members) >= RECOVERED * scenario["count"], (mode, scenario["key"], scenario["count"])
+    assert scenario["count"] == len(members)
+    assert scenario["share"] == pytest.approx(scenario["count"] / result["conversations"], abs=1e-4)
+
+    shortfall, grouping, trigger, urgency = EXPECTED[mode]
+    assert (scenario["shortfall"], scenario["grouping"]) == (shortfall, grouping)
+    assert (scenario["suggestion"]["trigger"], scenario["suggestion"]["urgency"]) == (trigger, urgency)
+    assert 1 <= len(scenario["examples"]) <= 3
+    assert all(len(example) <= 100 for example in scenario["examples"])
+    planted_turns = sorted(
+        sum(1 for m in line["messages"] if m["role"] == "customer")
+        for line in (p.line for p in past_conversations.generate())
+        if line["conversation_id"] in planted
+    )
+    # The bot's part: customer messages before an agent answered (all of them in these modes).
+    assert scenario["median_turns"] == pytest.approx(_median(planted_turns), abs=1)
+
+
+def _median(values: list[int]) -> float:
+    middle = len(values) // 2
+    return float(values[middle]) if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def test_modes_are_told_apart_and_noise_is_no_scenario_type(audited: dict[str, Any]) -> None:
+    result, modes = audited["result"], audited["modes"]
+    keys = [_scenario_of(result, {c for c, m in modes.items() if m == mode})["key"] for mode in EXPECTED]
+    assert len(set(keys)) == len(EXPECTED)
+    assert len(result["scenario_types"]) >= 8
+    for scenario in result["scenario_types"]:
+        found = Counter(modes[c] for c in scenario["conversation_ids"])
+        assert found["noise"] + found["healthy"] <= 0.1 * scenario["count"], scenario["key"]
+    # The ten noisy conversations are listed apart, in groups too small to be a pattern.
+    assert sum(s["count"] for s in result["smaller"]) == past_conversations.NOISE
+    assert all(s["count"] < result["min_count"] for s in result["smaller"])
+
+
+def test_the_draft_policy_passes_policy_check_and_carries_the_suggestions(audited: dict[str, Any]) -> None:
+    draft: Path = audited["draft"]
+    checked = run_cli("policy", "check", str(draft))
+    assert checked.returncode == 0, checked.stderr
+    assert "ok (policy 'audit-draft'" in checked.stdout
+
+    policy = load_policy(str(draft))
+    by_id = {t.id: t for t in policy.triggers}
+    for _, _, trigger, urgency in EXPECTED.values():
+        assert by_id[trigger].urgency == urgency
+    assert by_id["cancellation_request"].when.kind == "intent"
+    assert by_id["topic_shipping_orders"].when.topics == ["shipping_orders"]
+    # The base policy's other triggers stay: a month without a crisis drops no safety net.
+    assert {"severe_distress", "bot_loop", "profanity"} <= set(by_id)
+    assert policy.segments == load_policy("default").segments
+    text = draft.read_text()
+    assert text.index("id: billing_dispute") < text.index("id: severe_distress")  # suggestions come first
+    assert "48 conversations" in text  # the evidence sits beside each suggested trigger
+
+
+def test_the_chart_is_a_png(audited: dict[str, Any]) -> None:
+    chart: Path = audited["chart"]
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"chart written to {chart}" in audited["stderr"]
+
+
+def test_baton_export_lines_and_the_table(tmp_path: Path) -> None:
+    """Baton's own export (replay JSONL) is read as well: its label says whether Baton escalated, and a
+    line may carry the chat backend's survey (csat). Long conversations show as a scenario type."""
+    lines = []
+    for n in range(6):
+        messages = []
+        for turn in range(7):
+            messages += [
+                {"role": "customer", "text": f"The sync to my phone fails again, attempt {turn}"},
+                {"role": "bot", "text": "Please reinstall the app and sign in again."},
+            ]
+        lines.append({"conversation_id": f"c-{n}", "customer": {"id": f"u{n}"}, "messages": messages, "csat": 2})
+    lines.append(
+        {
+            "conversation_id": "c-escalated",
+            "customer": {"id": "u9", "tier": "enterprise"},
+            "messages": [{"role": "customer", "text": "I want a person now", "at": "2026-10-01T08:00:00Z"}],
+            "label": {"escalate": True, "urgency": "immediate"},
+            "source": {"workflow_id": "conversation-c-escalated", "run_id": "r"},
+        }
+    )
+    source = tmp_path / "export.jsonl"
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = run_cli("audit", str(source), "--min-count", "4")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.splitlines()
+    assert out[0] == "7 conversations (7 baton); 6 fell short (85.7%); 1 scenario types of at least 4 conversations"
+    row = next(line for line in out if line.startswith(" 1  "))
+    assert row.split()[-6:-2] == ["many_turns", "6", "85.7%", "7"]  # shortfall, count, share, median turns
+    assert "    also: low CSAT 6" in out
+
+
+def test_bad_lines_are_named_by_line_and_field(tmp_path: Path) -> None:
+    source = tmp_path / "bad.jsonl"
+    good = {"conversation_id": "a", "messages": [{"role": "customer", "text": "hi"}]}
+    source.write_text(
+        json.dumps(good)
+        + "\n"
+        + json.dumps({**good, "conversation_id": "b", "csat": 7})
+        + "\n"
+        + "{not json\n"
+        + json.dumps({"conversation_id": "c", "messages": [{"role": "robot", "text": "x"}]})
+        + "\n"
+        + json.dumps(good)
+        + "\n"
+    )
+    done = run_cli("audit", str(source))
+    assert done.returncode == 2
+    problems = done.stderr.splitlines()
+    assert f"{source}:2: csat: Input should be less than or equal to 5" in problems
+    assert any(p.startswith(f"{source}:3: (line): not JSON") for p in problems)
+    assert any(
+        p.startswith(f"{source}:4: messages.0.role: Input should be 'customer', 'bot' or 'agent'") for p in problems
+    )
+    assert f"{source}:5: conversation_id: duplicate 'a'" in problems
+    assert done.stdout == ""
+
+    missing = run_cli("audit", str(tmp_path / "nowhere.jsonl"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    unwritable = run_cli("audit", str(source), "--policy-out", str(tmp_path / "no" / "draft.yaml"))
+    assert unwritable.returncode == 2 and "no such directory" in unwritable.stderr
+
+
+def test_shortfalls_in_order_of_precedence() -> None:
+    [conversation] = read_conversations(
+        [
+            json.dumps(
+                {
+                    "conversation_id": "x",
+                    "messages": [{"role": "customer", "text": f"q{i}"} for i in range(6)]
+                    + [{"role": "agent", "text": "I'm here"}, {"role": "customer", "text": "thanks"}],
+                    "csat": 1,
+                    "abandoned": True,
+                }
+            )
+        ],
+        "x.jsonl",
+    )
+    assert conversation.agent_took_over  # an agent's message says so, the flag aside
+    assert conversation.turns == 6  # the bot's part only
+    assert shortfalls(conversation, Thresholds()) == [
+        Shortfall.HAND_ESCALATION,
+        Shortfall.MANY_TURNS,
+        Shortfall.LOW_CSAT,
+    ]
+    assert shortfalls(conversation, Thresholds(many_turns=7, low_csat=1)) == [
+        Shortfall.HAND_ESCALATION,
+        Shortfall.LOW_CSAT,
+    ]
+    with pytest.raises(AuditInputError, match="empty file"):
+        read_conversations(["", "  "], "empty.jsonl")
