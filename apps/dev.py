@@ -7,7 +7,12 @@ worker and stops the server, in that order. The server never outlives this
 process: it is stopped on every exit path, and on Linux the kernel sends it
 SIGTERM should this process die without cleaning up.
 
-Besides the usual BATON_ settings (BATON_GATEWAY_PORT, BATON_POLICY, ...):
+Payloads are encrypted (docs/security.md): without BATON_CODEC_KEYS or BATON_CODEC_KEY_FILE, a key is
+generated into the state folder (`codec-keys`) on first start and kept, with a codec server token
+(`codec-token`); the codec server runs beside the gateway and the Web UI is pointed at it, so the UI shows
+conversations decrypted and the database holds none of their text.
+
+Besides the usual BATON_ settings (BATON_GATEWAY_PORT, BATON_POLICY, BATON_CODEC_SERVER_PORT, ...):
 
     BATON_DEV_STATE_DIR      server database and log (default .state)
     BATON_DEV_TEMPORAL_PORT  Temporal gRPC port (default 7233)
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -28,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from baton.apps.binaries import temporal_cli
 from baton.logging import configure_logging, get_logger
@@ -87,6 +95,14 @@ class DevConfig:
     def log_file(self) -> Path:
         return self.state_dir / "temporal.log"
 
+    @property
+    def codec_key_file(self) -> Path:
+        return self.state_dir / "codec-keys"
+
+    @property
+    def codec_token_file(self) -> Path:
+        return self.state_dir / "codec-token"
+
 
 # -- ports --------------------------------------------------------------------
 
@@ -108,6 +124,7 @@ def check_ports(config: DevConfig, settings: Settings) -> None:
         ("Temporal gRPC", config.host, config.temporal_port, "BATON_DEV_TEMPORAL_PORT"),
         ("Temporal Web UI", config.host, config.ui_port, "BATON_DEV_UI_PORT"),
         ("gateway", settings.gateway_host, settings.gateway_port, "BATON_GATEWAY_PORT"),
+        ("codec server", settings.codec_server_host, settings.codec_server_port, "BATON_CODEC_SERVER_PORT"),
     ]
     problems: list[str] = []
     seen: dict[int, str] = {}
@@ -128,10 +145,58 @@ def check_ports(config: DevConfig, settings: Settings) -> None:
         )
 
 
+# -- payload encryption ----------------------------------------------------------
+
+
+def _secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The file's content; written (owner-only) first when missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(make() + "\n")
+    return path.read_text().strip()
+
+
+def prepare_codec(settings: Settings, config: DevConfig, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Settings with payload encryption on: the configured keys, else a dev key kept in the state folder; a
+    codec server token likewise; the Web UI's origins allowed. Raises DevError when the keys are unusable."""
+    from baton.worker.codec import CodecKeyError, generate_key, keys_from_settings, write_key_file
+
+    update: dict[str, object] = {}
+    if settings.codec_keys is None and settings.codec_key_file is None:
+        if not config.codec_key_file.exists():
+            write_key_file(config.codec_key_file, [generate_key("dev-1")])
+            log.info("codec_key_generated", file=str(config.codec_key_file))
+        update["codec_key_file"] = config.codec_key_file
+    if settings.codec_server_tokens is None:
+        token = _secret_file(config.codec_token_file, lambda: secrets.token_urlsafe(24))
+        update["codec_server_tokens"] = SecretStr(token)
+    if not environ.get("BATON_CODEC_SERVER_ORIGINS"):
+        update["codec_server_origins"] = f"http://localhost:{config.ui_port},http://{config.host}:{config.ui_port}"
+    prepared = settings.model_copy(update=update)
+    try:
+        keys_from_settings(prepared)
+    except CodecKeyError as err:
+        raise DevError(f"payload encryption: {err}") from err
+    return prepared
+
+
+def codec_endpoint(settings: Settings) -> str:
+    """The URL the Web UI calls `/decode` under. The dev UI has no sign-in, so it has no token to send in a
+    header; the token is the path's first segment instead (apps/codec_server.py)."""
+    from baton.apps.codec_server import tokens_from_settings
+
+    tokens, _ = tokens_from_settings(settings)
+    host = settings.codec_server_host if settings.codec_server_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    return f"http://{host}:{settings.codec_server_port}/{tokens[0]}"
+
+
 # -- the Temporal dev server -----------------------------------------------------
 
 
-def server_command(config: DevConfig) -> list[str]:
+def server_command(config: DevConfig, ui_codec_endpoint: str | None = None) -> list[str]:
+    codec = ["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else []
     return [
         temporal_cli(),
         "server",
@@ -146,6 +211,7 @@ def server_command(config: DevConfig) -> list[str]:
         str(config.ui_port),
         "--log-level",
         "warn",
+        *codec,
         # Registers the attributes in a new database; an existing database keeps
         # what it has, so ensure_search_attributes() adds any that are missing.
         *search_attribute_flags(),
@@ -169,9 +235,9 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return hook
 
 
-def start_server(config: DevConfig) -> subprocess.Popen[bytes]:
+def start_server(config: DevConfig, ui_codec_endpoint: str | None = None) -> subprocess.Popen[bytes]:
     try:
-        command = server_command(config)
+        command = server_command(config, ui_codec_endpoint)
     except FileNotFoundError as err:
         raise DevError(str(err)) from err
     config.state_dir.mkdir(parents=True, exist_ok=True)
@@ -313,6 +379,8 @@ def banner(settings: Settings, config: DevConfig) -> str:
         f"  Gateway           {gateway}   (API docs: {gateway}/docs)\n"
         f"  Temporal gRPC     {config.temporal_address}   "
         f"(namespace {settings.temporal_namespace}, task queue {settings.task_queue})\n"
+        f"  Codec server      http://{settings.codec_server_host}:{settings.codec_server_port}   "
+        f"(payloads encrypted; keys: {settings.codec_key_file or 'BATON_CODEC_KEYS'})\n"
         f"  State             {config.db_file}   (server log: {config.log_file}; `make clean` starts over)\n"
         "\n"
         "Send a customer message:\n"
@@ -321,6 +389,9 @@ def banner(settings: Settings, config: DevConfig) -> str:
         "    -H 'Content-Type: application/json' \\\n"
         f"{key_header}"
         f"    -d '{body}'\n"
+        "\n"
+        "Other clients (baton incident, scripts) need the same key: "
+        f"export BATON_CODEC_KEY_FILE={settings.codec_key_file or '...'}\n"
     )
 
 
@@ -343,6 +414,7 @@ async def _finish(task: asyncio.Task[None], name: str, timeout: float) -> bool:
 
 
 async def run_stack(settings: Settings, config: DevConfig, proc: subprocess.Popen[bytes]) -> int:
+    from baton.apps.codec_server import serve_codec
     from baton.apps.gateway import serve
     from baton.worker.main import run_worker
 
@@ -366,13 +438,15 @@ async def run_stack(settings: Settings, config: DevConfig, proc: subprocess.Pope
 
     ready = asyncio.Event()
     gateway_stop = asyncio.Event()
+    codec_ready, codec_stop = asyncio.Event(), asyncio.Event()
     worker_stop = _DeferredStop(request_shutdown)
     worker = asyncio.create_task(run_worker(settings, worker_stop), name="worker")
+    codec = asyncio.create_task(serve_codec(settings, codec_ready, codec_stop), name="codec-server")
     gateway = asyncio.create_task(serve(settings, client, ready, gateway_stop), name="gateway")
     server_exit = asyncio.create_task(_wait_exit(proc), name="temporal-server")
     stopping = asyncio.create_task(shutdown.wait(), name="shutdown")
     announced = asyncio.create_task(ready.wait(), name="gateway-ready")
-    watched = {worker, gateway, server_exit, stopping}
+    watched = {worker, gateway, codec, server_exit, stopping}
 
     done, _ = await asyncio.wait(watched | {announced}, return_when=asyncio.FIRST_COMPLETED)
     if not done & watched:
@@ -391,10 +465,16 @@ async def run_stack(settings: Settings, config: DevConfig, proc: subprocess.Pope
     if gateway in done and (gateway.cancelled() or gateway.exception() is not None):
         log.error("gateway_failed", exc_info=None if gateway.cancelled() else gateway.exception())
         code = 1
+    if codec in done:
+        log.error("codec_server_failed", exc_info=None if codec.cancelled() else codec.exception())
+        code = 1
 
     # Orderly shutdown: no new requests, then drain the worker; main() stops the server.
     gateway_stop.set()
     if not gateway.done() and not await _finish(gateway, "gateway", GATEWAY_STOP_TIMEOUT_SECONDS):
+        code = 1
+    codec_stop.set()
+    if not codec.done() and not await _finish(codec, "codec_server", SERVER_STOP_TIMEOUT_SECONDS):
         code = 1
     worker_stop.release()
     if not worker.done() and not await _finish(worker, "worker", settings.worker_shutdown_seconds + 10):
@@ -419,6 +499,7 @@ def main() -> int:
         config = DevConfig.from_env()
         settings = settings.model_copy(update={"temporal_address": config.temporal_address})
         check_ports(config, settings)
+        settings = prepare_codec(settings, config)
     except DevError as err:
         print(f"baton dev: {err}", file=sys.stderr)
         return 1
@@ -432,7 +513,7 @@ def main() -> int:
         signal.signal(sig, _interrupt)
     proc: subprocess.Popen[bytes] | None = None
     try:
-        proc = start_server(config)
+        proc = start_server(config, codec_endpoint(settings))
         return asyncio.run(run_stack(settings, config, proc))
     except DevError as err:
         print(f"baton dev: {err}", file=sys.stderr)

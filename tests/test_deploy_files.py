@@ -516,7 +516,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_dev_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
-    temporal_port, ui_port, gateway_port = _free_ports(3)
+    temporal_port, ui_port, gateway_port, codec_port = _free_ports(4)
     env = {
         **os.environ,
         "BATON_DEV_STATE_DIR": str(tmp_path / "state"),
@@ -524,8 +524,11 @@ def test_dev_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
         "BATON_DEV_UI_PORT": str(ui_port),
         "BATON_GATEWAY_PORT": str(gateway_port),
         "BATON_GATEWAY_HOST": "127.0.0.1",
+        "BATON_CODEC_SERVER_PORT": str(codec_port),
     }
     env.pop("BATON_GATEWAY_API_KEY", None)
+    for variable in ("BATON_CODEC_KEYS", "BATON_CODEC_KEY_FILE", "BATON_CODEC_SERVER_TOKENS"):
+        env.pop(variable, None)
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -564,6 +567,14 @@ def test_dev_stack_answers_and_stops_cleanly(tmp_path: Path) -> None:
             decision = Decision.model_validate(response.json())
             assert decision.message_id == "m1"
             assert http.get(f"http://127.0.0.1:{ui_port}/").status_code == 200, "the Temporal Web UI should answer"
+            # Payloads are encrypted under a key generated into the state folder; the codec server wants its token.
+            token = (tmp_path / "state" / "codec-token").read_text().strip()
+            assert (tmp_path / "state" / "codec-keys").stat().st_mode & 0o777 == 0o600
+            codec = f"http://127.0.0.1:{codec_port}"
+            assert http.post(f"{codec}/decode", json={"payloads": []}).status_code == 401
+            assert http.post(f"{codec}/{token}/decode", json={"payloads": []}).json() == {"payloads": []}
+            ui_settings = http.get(f"http://127.0.0.1:{ui_port}/api/v1/settings").json()
+            assert ui_settings["Codec"]["Endpoint"] == f"{codec}/{token}", "the Web UI should use the codec server"
 
         banner = out.read_text()
         assert f"http://localhost:{ui_port}" in banner and f"{gateway}/docs" in banner and "curl" in banner
