@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("file")
     show.add_argument("--format", choices=["table", "markdown"], default="table")
     show.set_defaults(func=_policy_show)
+    from baton.apps.tune.arguments import add_parser as add_tune_parser  # argparse only; tuning loads later
+
+    add_tune_parser(policy_sub)
 
     from baton.apps.evaluation import DEFAULT_MAX_F1_DROP
 
