@@ -5,7 +5,7 @@ VENV ?= .venv
 # Written after a successful install; pip runs again only when pyproject.toml changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test lint bench model clean
+.PHONY: install dev test lint bench soak model clean
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ model: install
 
 bench: install
 	$(VENV)/bin/python -m bench.run
+
+# The fault soak (bench/soak.py): 100 conversations through the gateway on loopback while the worker and
+# Temporal are killed with kill -9; checks what clients were told against the state. A few minutes.
+soak: install
+	$(VENV)/bin/python -m bench.soak --conversations 100
 
 clean:
 	rm -rf .state
