@@ -16,6 +16,7 @@ gateway with the next new conversation, without a restart.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
@@ -27,6 +28,7 @@ from baton.classifier.model import META_FILE, WEIGHTS_DIR, Classifier, ModelErro
 from baton.contract.scoring import MessageScores
 
 REGISTRY_FILE = "registry.json"
+_log = logging.getLogger(__name__)
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -141,8 +143,14 @@ class ModelSelector:
         if self._current is not None and stamp == self._stamp:
             return self._current
         with self._lock:
-            registry = read_registry(self.models_dir) if stamp is not None else Registry()
-            self._current = self._get(registry.current) if registry.current else default_classifier()
+            try:
+                registry = read_registry(self.models_dir) if stamp is not None else Registry()
+                self._current = self._get(registry.current) if registry.current else default_classifier()
+            except (RegistryError, ModelError) as err:
+                # A decision never waits on a broken registry: the shipped model scores (its version says so)
+                # until the file changes again.
+                _log.error("promoted model unusable; scoring with the shipped model", extra={"error": str(err)})
+                self._current = default_classifier()
             self._stamp = stamp
             return self._current
 

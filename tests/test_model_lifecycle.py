@@ -276,3 +276,25 @@ def test_promote_refuses_what_it_cannot_load(tmp_path: Path) -> None:
         rollback(tmp_path)
     assert read_registry(tmp_path).current is None  # nothing written
     assert promote(tmp_path, default_classifier().version).current is None  # the shipped one: nothing to record
+
+
+def test_a_broken_registry_falls_back_to_the_shipped_model(tmp_path: Path) -> None:
+    selector = selector_for(tmp_path)
+    assert selector.version == default_classifier().version
+    (tmp_path / "registry.json").write_text('{"current": "baton-clf-gone", "previous": [null]}')
+    assert selector.version == default_classifier().version  # the folder is gone: the shipped model scores
+    assert selector.for_version("baton-clf-gone") is None
+
+
+def test_the_commands(tmp_path: Path) -> None:
+    shipped = default_classifier().version
+    unknown = baton("model", "promote", "baton-clf-0000000000", models_dir=tmp_path)
+    assert unknown.returncode == 2 and "no model 'baton-clf-0000000000'" in unknown.stderr
+    nothing = baton("model", "rollback", models_dir=tmp_path)
+    assert nothing.returncode == 2 and "nothing to roll back to" in nothing.stderr
+    listed = baton("model", "list", models_dir=tmp_path)
+    assert listed.returncode == 0 and listed.stdout.strip() == f"* {shipped}  shipped"
+    misplaced = baton("model", "train", "--models-dir", str(tmp_path), models_dir=tmp_path)
+    assert (
+        misplaced.returncode == 2 and "--models-dir applies only with --from-store or --from-jsonl" in misplaced.stderr
+    )
