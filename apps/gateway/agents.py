@@ -1,4 +1,4 @@
-"""Agent endpoints: pick up a waiting conversation, resolve it."""
+"""Agent endpoints: pick up a waiting conversation, resolve it, mark a missed escalation (missed.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from fastapi import APIRouter
 from temporalio.client import Client
 
 from baton.apps import client as baton_client
+from baton.apps.gateway import missed
 from baton.apps.gateway.models import ConversationId, PickupBody, ResolveBody, error_responses
 from baton.apps.gateway.updates import run_update
 from baton.contract.messages import ConversationState, PickupRequest, PickupResult, ResolveRequest
 from baton.logging import get_logger
+from baton.settings import Settings
 
 log = get_logger("baton.gateway")
 
 
-def router(client: Client, decision_timeout: float) -> APIRouter:
+def router(client: Client, decision_timeout: float, settings: Settings | None = None) -> APIRouter:
     routes = APIRouter()
 
     @routes.post(
@@ -51,4 +53,6 @@ def router(client: Client, decision_timeout: float) -> APIRouter:
         log.info("resolved", conversation_id=conversation_id, agent_id=request.agent_id, handback=request.handback)
         return state
 
+    if settings is not None:  # the store a missed escalation is recorded in
+        missed.add_routes(routes, client, settings, decision_timeout)
     return routes

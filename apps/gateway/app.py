@@ -68,7 +68,7 @@ def create_app(
     # conversation's history, and the workflow needs no round trip of its own for them.
     scorer = scorer or scorer_for(settings)
     v1.include_router(conversations.router(client, settings, decision_timeout, scorer))
-    v1.include_router(agents.router(client, decision_timeout))
+    v1.include_router(agents.router(client, decision_timeout, settings))
     v1.include_router(operations.router(client, settings, decision_timeout))
     app.include_router(v1)
     if settings.chatwoot_account_id:
