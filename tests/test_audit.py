@@ -25,14 +25,18 @@ forms none.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from baton.apps import cli
+from baton.apps.audit import clustering
 from baton.apps.audit.loading import AuditInputError, read_conversations
 from baton.apps.audit.shortfalls import Shortfall, Thresholds, shortfalls
 from baton.policies import load_policy
@@ -152,9 +156,8 @@ def test_the_chart_is_a_png(audited: dict[str, Any]) -> None:
     assert f"chart written to {chart}" in audited["stderr"]
 
 
-def test_baton_export_lines_and_the_table(tmp_path: Path) -> None:
-    """Baton's own export (replay JSONL) is read as well: its label says whether Baton escalated, and a
-    line may carry the chat backend's survey (csat). Long conversations show as a scenario type."""
+def _baton_export(path: Path) -> Path:
+    """Six long conversations about one problem, rated 2, and one Baton escalated, in Baton's export shape."""
     lines = []
     for n in range(6):
         messages = []
@@ -173,15 +176,49 @@ def test_baton_export_lines_and_the_table(tmp_path: Path) -> None:
             "source": {"workflow_id": "conversation-c-escalated", "run_id": "r"},
         }
     )
-    source = tmp_path / "export.jsonl"
-    source.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    done = run_cli("audit", str(source), "--min-count", "4")
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_baton_export_lines_and_the_table(tmp_path: Path) -> None:
+    """Baton's own export (replay JSONL) is read as well: its label says whether Baton escalated, and a
+    line may carry the chat backend's survey (csat). Under the rules scorer, which has no embedding to
+    cluster, conversations without an intent are grouped by topic."""
+    source = _baton_export(tmp_path / "export.jsonl")
+    done = subprocess.run(
+        [sys.executable, "-m", "baton.apps.cli", "audit", str(source), "--min-count", "4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "BATON_CLASSIFIER": "rules"},
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
     assert out[0] == "7 conversations (7 baton); 6 fell short (85.7%); 1 scenario types of at least 4 conversations"
+    assert out[1].endswith(
+        "classifier rules-1; conversations without an intent grouped by topic (the scorer has no embedding)"
+    )
     row = next(line for line in out if line.startswith(" 1  "))
-    assert row.split()[-6:-2] == ["many_turns", "6", "85.7%", "7"]  # shortfall, count, share, median turns
+    # group, shortfall, count, share, median turns; the bot gave the same answer every time
+    assert row.split() == ["1", "other", "many_turns", "6", "85.7%", "7", "bot_loop", "(queued)"]
     assert "    also: low CSAT 6" in out
+    assert '    "The sync to my phone fails again, attempt 0"' in out
+
+
+def test_kmeans_is_seeded_and_picks_k_by_silhouette() -> None:
+    rng = np.random.default_rng(3)
+    centres = np.eye(16)[:3] * 5
+    vectors = np.vstack([centre + rng.normal(scale=0.3, size=(20, 16)) for centre in centres])
+    order = rng.permutation(len(vectors))
+    vectors = vectors[order]
+    first = clustering.kmeans(vectors, seed=0, min_size=10)
+    again = clustering.kmeans(vectors, seed=0, min_size=10)
+    assert first == again
+    assert first.k == 3 and first.labels[0] == 0  # numbered by first appearance
+    truth = order // 20
+    for cluster in range(3):
+        assert len({int(t) for t, label in zip(truth, first.labels, strict=True) if label == cluster}) == 1
+    assert clustering.kmeans(vectors[:9], seed=0, min_size=5).k == 1  # too few for two clusters of five
 
 
 def test_bad_lines_are_named_by_line_and_field(tmp_path: Path) -> None:
@@ -209,10 +246,24 @@ def test_bad_lines_are_named_by_line_and_field(tmp_path: Path) -> None:
     assert f"{source}:5: conversation_id: duplicate 'a'" in problems
     assert done.stdout == ""
 
-    missing = run_cli("audit", str(tmp_path / "nowhere.jsonl"))
-    assert missing.returncode == 2 and "cannot read" in missing.stderr
-    unwritable = run_cli("audit", str(source), "--policy-out", str(tmp_path / "no" / "draft.yaml"))
-    assert unwritable.returncode == 2 and "no such directory" in unwritable.stderr
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["nowhere.jsonl"], "nowhere.jsonl: cannot read: No such file or directory"),
+        (["past.jsonl", "--policy-out", "no/draft.yaml"], "error: no/draft.yaml: cannot write: no such directory no"),
+        (["past.jsonl", "--policy", "missing-policy"], "cannot read"),
+    ],
+)
+def test_unusable_files_exit_2_before_any_scoring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], error: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "past.jsonl").write_text(json.dumps({"conversation_id": "a", "messages": []}) + "\n")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["audit", *args])
+    assert exited.value.code == 2
+    assert error in capsys.readouterr().err
 
 
 def test_shortfalls_in_order_of_precedence() -> None:

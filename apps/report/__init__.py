@@ -17,12 +17,17 @@ Definitions (docs/reporting.md explains them with examples):
 - Abandonment rate: conversations closed with outcome ``abandoned`` / conversations.
 - Grouping by trigger or urgency is per escalation: an escalation counts under every trigger that fired,
   and a group's rate is its escalated conversations over all the month's conversations.
+- False and missed escalations (``labels``): verdict "not necessary", and conversations marked as missed
+  escalations (`baton review label --missed`, the gateway's ``/missed``), per segment and per trigger.
+- Drift (``drift``, with ``--traffic``): the topic and intent mix of customer messages against the month before,
+  flagged at a Jensen-Shannon distance of 0.15.
 
 Ratios are rounded to 4 places, CSAT to 2 and times to 1 in the output; figures with nothing to measure are
 None (null in JSON, empty in CSV).
 
 The package, one concern a module: ``months`` (calendar months), ``loading`` (what is read from the store),
 ``figures`` (the typed ``Figures`` of a set), ``flags`` (month over month, per-trigger recommendations),
+``labels`` (false and missed escalations), ``drift`` (the topic and intent mix),
 ``build`` (the typed ``Report`` and its JSON document), ``render`` (JSON, CSV, table), ``chart`` (the PNG)
 and ``command`` (`baton report`).
 """
