@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from baton.apps import evaluation
 from baton.apps.export import label_for, transcript_line
+from baton.apps.replay.summary import evaluation_lines
 from baton.apps.replay.transcripts import ReplayConversation
 from baton.contract.messages import ConversationStart, ConversationState, Escalation, Signals, TranscriptEntry
 
@@ -83,6 +84,9 @@ def test_replay_counts_an_escalation_after_the_named_message_as_a_miss() -> None
     figures = evaluation.metrics(records)
     assert figures["confusion"] == {"tp": 3, "fp": 1, "fn": 2, "tn": 0}
     assert figures["late"] == 1
+    assert "late: 1 missed-escalation labels escalated after the message they name (counted in fn)" in (
+        evaluation_lines(figures)
+    )
     assert [evaluation.is_true_positive(r) for r in records] == [True, True, False, False, True, False]
     # A policy change that makes the late one escalate in time is an improvement in a comparison.
     after = [*records[:2], _record("late", 2, missed), *records[3:]]

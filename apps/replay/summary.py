@@ -55,6 +55,10 @@ def evaluation_lines(figures: Metrics) -> list[str]:
         f"recall {figures['recall']:.2f}, F1 {figures['f1']:.2f} "
         f"(tp {c['tp']}, fp {c['fp']}, fn {c['fn']}, tn {c['tn']})"
     ]
+    if figures.get("late"):
+        lines.append(
+            f"late: {figures['late']} missed-escalation labels escalated after the message they name (counted in fn)"
+        )
     urgency = figures["urgency"]
     if urgency["total"]:
         lines.append(
