@@ -37,9 +37,14 @@ import pytest
 
 from baton.apps import cli
 from baton.apps.audit import clustering
+from baton.apps.audit.draft import draft_policy
 from baton.apps.audit.loading import AuditInputError, read_conversations
+from baton.apps.audit.render import render_table
+from baton.apps.audit.scenarios import find_scenarios
 from baton.apps.audit.shortfalls import Shortfall, Thresholds, shortfalls
+from baton.classifier.rules import RuleScorer
 from baton.policies import load_policy
+from baton.policies.loader import load_policy_text
 from tests import past_conversations
 
 EXPECTED = {
@@ -294,3 +299,26 @@ def test_shortfalls_in_order_of_precedence() -> None:
     ]
     with pytest.raises(AuditInputError, match="empty file"):
         read_conversations(["", "  "], "empty.jsonl")
+
+
+def test_conversations_without_customer_words_and_a_month_without_shortfalls() -> None:
+    """A conversation the customer wrote nothing in is grouped on its own, never clustered; a set where
+    nothing fell short says so, and its draft is the base policy's triggers."""
+    lines = [
+        {"conversation_id": "a", "messages": [{"role": "bot", "text": "Hello"}], "abandoned": True},
+        {"conversation_id": "b", "messages": [{"role": "agent", "text": "Hello"}]},
+        {"conversation_id": "c", "messages": [{"role": "customer", "text": "hi"}], "csat": 5},
+    ]
+    conversations = read_conversations([json.dumps(line) for line in lines], "x.jsonl")
+    audit = find_scenarios(conversations, RuleScorer(), load_policy("default"), min_count=1)
+    assert [(s.key, s.count) for s in audit.scenario_types] == [
+        ("no-customer-message/abandoned", 1),
+        ("no-customer-message/hand_escalation", 1),
+    ]
+    assert audit.grouping == "(none to cluster)"
+
+    healthy = find_scenarios(conversations[2:], RuleScorer(), load_policy("default"))
+    assert (healthy.fell_short, healthy.scenario_types) == (0, [])
+    assert render_table(healthy).splitlines()[-1] == "No scenario type: no conversation fell short."
+    draft = load_policy_text(draft_policy(healthy, "x.jsonl"))
+    assert [t.id for t in draft.triggers] == [t.id for t in load_policy("default").triggers]

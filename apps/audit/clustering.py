@@ -11,6 +11,7 @@ their topic instead, and the audit says so.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ def conversation_vectors(embedder: object, texts_per_conversation: Sequence[Sequ
 def kmeans(vectors: np.ndarray, *, seed: int, min_size: int) -> Clusters:
     """K-means with k by the best silhouette; one cluster when there are too few to split."""
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import silhouette_score
 
     n = len(vectors)
@@ -61,7 +63,10 @@ def kmeans(vectors: np.ndarray, *, seed: int, min_size: int) -> Clusters:
         return Clusters(labels=[0] * n, k=1 if n else 0, method="kmeans")
     best: tuple[float, int, list[int]] | None = None
     for k in range(2, most + 1):
-        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(vectors)
+        with warnings.catch_warnings():
+            # Fewer distinct points than k: k-means says so, and the silhouette below passes that k over.
+            warnings.simplefilter("ignore", category=ConvergenceWarning)
+            model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(vectors)
         labels = [int(label) for label in model.labels_]
         if len(set(labels)) < 2:
             continue

@@ -28,6 +28,10 @@ def render_table(audit: Audit) -> str:
         f"{'#':>2}  {'scenario type':<{NAME_WIDTH}} {'shortfall':<{SHORTFALL_WIDTH}} {'count':>5} {'share':>6} "
         f"{'turns':>5}  suggested trigger (urgency)",
     ]
+    if not audit.scenario_types:
+        lines[-1] = "No scenario type: " + (
+            "no conversation fell short." if not audit.fell_short else "every group is smaller than the minimum."
+        )
     for rank, s in enumerate(audit.scenario_types, start=1):
         name = s.group if len(s.group) <= NAME_WIDTH else s.group[: NAME_WIDTH - 1] + "…"
         new = ", new" if not s.suggestion.in_base else ""

@@ -186,9 +186,13 @@ def _intent_groups(failing: Sequence[Reading]) -> list[_Group]:
 def _cluster_groups(
     failing: Sequence[Reading], embedder: object | None, seed: int, min_count: int
 ) -> tuple[list[_Group], str]:
-    rest = [r for r in failing if r.intent is None]
+    rest = [r for r in failing if r.intent is None and r.texts]
+    # Nothing the customer wrote to group by: one group of its own, never a point in the clustering.
+    silent = [r for r in failing if r.intent is None and not r.texts]
+    quiet = [_Group("no-customer-message", "no customer message", "topic", None, Topic.OTHER, [], silent)]
+    quiet = quiet if silent else []
     if not rest:
-        return [], "(there were none)"
+        return quiet, "(none to cluster)"
     if embedder is None or not clustering.sklearn_available():
         why = "the scorer has no embedding" if embedder is None else "scikit-learn is not installed"
         by_topic: dict[Topic, list[Reading]] = {}
@@ -197,7 +201,7 @@ def _cluster_groups(
         groups = [
             _Group(f"topic:{t.value}", t.value, "topic", None, t, [], readings) for t, readings in by_topic.items()
         ]
-        return groups, f"by topic ({why})"
+        return [*groups, *quiet], f"by topic ({why})"
     texts = [r.texts for r in rest]
     vectors = clustering.conversation_vectors(embedder, texts)
     found = clustering.kmeans(vectors, seed=seed, min_size=min_count)
@@ -213,7 +217,7 @@ def _cluster_groups(
         label = "-".join(words) or f"cluster{cluster + 1}"
         name = f"{topic.value}: {' '.join(words)}" if words else f"{topic.value}: cluster {cluster + 1}"
         groups.append(_Group(f"{topic.value}:{label}", name, "cluster", None, topic, words, readings, closeness))
-    return groups, f"by k-means over the classifier's embedding (k={found.k}, seed {seed})"
+    return [*groups, *quiet], f"by k-means over the classifier's embedding (k={found.k}, seed {seed})"
 
 
 def _healthy_context(readings: Sequence[Reading], base: Policy, thresholds: Thresholds) -> Context:

@@ -137,6 +137,10 @@ class Context:
         return round(math.floor(min(max(value, FRUSTRATION_FLOOR), FRUSTRATION_CEILING) * 20) / 20, 2)
 
 
+def _conversations(count: int) -> str:
+    return f"{count} conversation" if count == 1 else f"{count} conversations"
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     """Nearest rank, as baton replay's evaluation does."""
     ordered = sorted(values)
@@ -184,7 +188,8 @@ def suggest(
             urgency=known.urgency,
             when={"kind": "intent", "intent": intent.value},
             description=known.description,
-            why=f"the classifier finds the {intent.value} intent in all {n}; a trigger on it hands them to a person "
+            why=f"the classifier finds the {intent.value} intent in {'it' if n == 1 else f'all {n}'}; a trigger on "
+            "it hands them to a person "
             f"at the first such message ({_OUTCOME[shortfall]} after a median {median_turns:g} turns)",
             high_priority=known.high_priority,
             customer_reason=known.customer_reason,
@@ -239,8 +244,8 @@ def _unresolved(readings: Sequence[Reading], urgency: Urgency, context: Context,
         urgency=urgency,
         when={"kind": "unresolved_turns", "threshold": threshold},
         description=f"{threshold} customer messages without a resolution",
-        why=f"{len(readings)} conversations ran a median {median_turns:g} turns; at most 5% of the conversations "
-        f"that went well reach {threshold}",
+        why=f"{_conversations(len(readings))} ran a median {median_turns:g} turns; at most 5% of the "
+        f"conversations that went well reach {threshold}",
         in_base=_in_base(context.base, "unresolved_conversation"),
     )
 
@@ -254,7 +259,7 @@ def _frustration(readings: Sequence[Reading], urgency: Urgency, context: Context
         urgency=urgency,
         when={"kind": "frustration_trend", "window": 3, "threshold": threshold},
         description="Frustration stays high over the last three messages",
-        why=f"median peak frustration {peak:.2f} in {len(readings)} conversations; the conversations that went "
+        why=f"median peak frustration {peak:.2f} in {_conversations(len(readings))}; the conversations that went "
         f"well stay below {threshold:g}",
         in_base=_in_base(context.base, "frustration_trend"),
     )
@@ -271,7 +276,7 @@ def _topic(
         urgency=urgency,
         when={"kind": "topic", "topics": [topic.value], "min_probability": TOPIC_MIN_PROBABILITY},
         description=f"A question about {words}",
-        why=f"{_OUTCOME[shortfall]} in {len(readings)} conversations about {words} that the bot never handed over",
+        why=f"{_OUTCOME[shortfall]} in {_conversations(len(readings))} about {words} that the bot never handed over",
         customer_reason=f"because {words} questions are handled by our team",
         in_base=_in_base(context.base, trigger_id),
     )
