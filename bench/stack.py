@@ -77,7 +77,7 @@ class Stack:
             "BATON_POLICY": str(always_open_policy(self.folder)),
             "BATON_GATEWAY_HOST": "127.0.0.1",
             "BATON_GATEWAY_PORT": str(self.gateway_port),
-            "BATON_LOG_FORMAT": "console",
+            "BATON_LOG_FORMAT": "json",
         }
 
     def _spawn(self, name: str, command: list[str]) -> None:

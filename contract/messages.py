@@ -321,6 +321,16 @@ class QueueStatus(ContractModel):
     estimated_wait_seconds: float
 
 
+class QueueSnapshot(ContractModel):
+    """A queue read once for everyone who asks at the same time: each computes its own position from it."""
+
+    queue: str
+    entries: list[QueueEntry] = Field(default_factory=list, description="In the order agents take them")
+    seconds_per_pickup: float | None = Field(
+        default=None, description="The observed pace of pickups; None until there is enough history"
+    )
+
+
 class QueueState(ContractModel):
     name: str
     entries: list[QueueEntry] = Field(default_factory=list)

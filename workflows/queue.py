@@ -16,7 +16,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from baton.contract import ids
-    from baton.contract.messages import QueueEntry, QueueRemoval, QueueState, QueueStatus
+    from baton.contract.messages import QueueEntry, QueueRemoval, QueueSnapshot, QueueState, QueueStatus
 
 URGENCY_RANK = {"immediate": 0, "queued": 1}
 PICKUPS_REMEMBERED = 20
@@ -25,6 +25,20 @@ PICKUPS_REMEMBERED = 20
 def ordered(entries: list[QueueEntry]) -> list[QueueEntry]:
     """Serving order: raised first, then urgency, then segment, then who waited longest."""
     return sorted(entries, key=lambda e: (-e.boost, URGENCY_RANK[e.urgency], e.segment_rank, e.enqueued_at))
+
+
+def status_in(snapshot: QueueSnapshot, conversation_id: str, default_handle_seconds: float = 360.0) -> QueueStatus:
+    """One conversation's position and expected wait, from a snapshot in serving order."""
+    order = snapshot.entries
+    position = next((i + 1 for i, e in enumerate(order) if e.conversation_id == conversation_id), None)
+    default = order[position - 1].default_handle_seconds if position is not None else default_handle_seconds
+    ahead = position if position is not None else len(order) + 1
+    return QueueStatus(
+        queue=snapshot.queue,
+        position=position,
+        depth=len(order),
+        estimated_wait_seconds=ahead * (snapshot.seconds_per_pickup or default),
+    )
 
 
 @workflow.defn(name=ids.QUEUE_WORKFLOW)
@@ -68,29 +82,27 @@ class QueueWorkflow:
 
     @workflow.query(name="status", description="One conversation's position in line and expected wait.")
     def status(self, conversation_id: str) -> QueueStatus:
-        order = ordered(self._state.entries)
-        position = next((i + 1 for i, e in enumerate(order) if e.conversation_id == conversation_id), None)
-        entry = next((e for e in order if e.conversation_id == conversation_id), None)
-        default = entry.default_handle_seconds if entry else 360.0
-        ahead = position if position is not None else len(order) + 1
-        return QueueStatus(
-            queue=self._state.name,
-            position=position,
-            depth=len(order),
-            estimated_wait_seconds=ahead * self._seconds_per_pickup(default),
+        return status_in(self.snapshot(), conversation_id)
+
+    @workflow.query(
+        name="snapshot", description="The whole queue in serving order and its pace of pickups, read once for many."
+    )
+    def snapshot(self) -> QueueSnapshot:
+        return QueueSnapshot(
+            queue=self._state.name, entries=ordered(self._state.entries), seconds_per_pickup=self._seconds_per_pickup()
         )
 
     @workflow.query(name="entries", description="Everyone waiting in this queue, in the order agents take them.")
     def entries(self) -> list[QueueEntry]:
         return ordered(self._state.entries)
 
-    def _seconds_per_pickup(self, default: float) -> float:
-        """Observed pace of pickups in this queue; the policy's handle time until there is enough history."""
+    def _seconds_per_pickup(self) -> float | None:
+        """Observed pace of pickups in this queue; None (the policy's handle time) until there is enough history."""
         pickups = list(self._pickups)
         if len(pickups) < 3:
-            return default
+            return None
         span = (pickups[-1] - pickups[0]).total_seconds()
-        return max(30.0, span / (len(pickups) - 1)) if span > 0 else default
+        return max(30.0, span / (len(pickups) - 1)) if span > 0 else None
 
     def _describe(self) -> None:
         order = ordered(self._state.entries)
