@@ -9,8 +9,9 @@ import json
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,7 @@ from baton.worker.codec import (
 )
 from baton.worker.connection import DATA_CONVERTER, connect, data_converter
 from baton.worker.wiring import WORKFLOWS, build_worker
+from scripts.headless_chromium import Browser
 from tests.conftest import server_binary
 
 KEY_A = generate_key("2026-10")
@@ -193,6 +195,13 @@ def _readable(blob: bytes) -> list[str]:
 async def codec_server(settings: Settings) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
+    async with codec_server_on(settings, sock) as endpoint:
+        yield endpoint
+
+
+@asynccontextmanager
+async def codec_server_on(settings: Settings, sock: socket.socket) -> AsyncIterator[str]:
+    """`baton codec-server` in this event loop, on a socket bound by the caller."""
     ready, stop = asyncio.Event(), asyncio.Event()
     server = asyncio.create_task(serve_codec(settings, ready, stop, sock=sock))
     await asyncio.wait([server, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
@@ -400,3 +409,81 @@ def test_codec_server_refuses_to_start_open_or_without_a_key() -> None:
 
 def test_codec_key_is_not_printed() -> None:
     assert repr(CodecKey("k", bytes(32))) == "CodecKey('k')"
+
+
+# -- the Temporal Web UI through the codec server, in headless Chromium -------------------------------------------
+
+
+def _loopback_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="/usr/bin/chromium is not installed")
+async def test_the_ui_shows_a_message_decrypted_only_through_the_codec_server() -> None:
+    from temporalio.api.enums.v1 import EventType
+
+    from baton.contract import search_attributes as sa
+    from scripts.headless_chromium import headless_chromium, missing
+
+    if missing() is not None:
+        pytest.skip(f"headless Chromium: {missing()}")
+    codec_sock, ui_sock = _loopback_socket(), _loopback_socket()
+    ui_port = ui_sock.getsockname()[1]
+    ui_sock.close()  # the dev server binds it
+    ui = f"http://127.0.0.1:{ui_port}"
+    settings = codec_settings(codec_server_origins=ui, task_queue=f"test-ui-{uuid.uuid4().hex[:8]}")
+    # The dev UI has no sign-in, so no token to send in a header: the token is in the endpoint's path.
+    endpoint = f"http://127.0.0.1:{codec_sock.getsockname()[1]}/{TOKEN}"
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=server_binary("temporal"),
+        search_attributes=list(sa.ALL),
+        data_converter=data_converter(settings),
+        ui=True,
+        ui_port=ui_port,
+        dev_server_extra_args=["--ui-ip", "127.0.0.1", "--ui-disable-news-fetch", "--ui-codec-endpoint", endpoint],
+        dev_server_startup_timeout=timedelta(seconds=60),
+    )
+    marker = f"zebra-{uuid.uuid4().hex[:8]}"
+    start = ConversationStart(
+        conversation_id=f"ui-{uuid.uuid4().hex[:8]}", customer_id="cus_midmarket", customer=CustomerFacts()
+    )
+    async with environment, build_worker(environment.client, settings):
+        text = f"Hello, {marker} here: my order is late"
+        await send_message(
+            environment.client, settings.task_queue, start, MessageIn(message_id="m1", role="customer", text=text)
+        )
+        conversation = handle(environment.client, start.conversation_id)
+        history = await conversation.fetch_history()
+        accepted = next(
+            e.event_id
+            for e in history.events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+        )
+        run_id = (await conversation.describe()).run_id
+        page = f"{ui}/namespaces/default/workflows/{conversation.id}/{run_id}/history/events/{accepted}"
+        async with headless_chromium(width=1600, height=1200) as browser:
+            # The codec server not yet answering: the UI has only ciphertext to show.
+            unread = await _page_text(
+                browser, page, lambda text: "Accepted Request" in text and KEY_ID_METADATA in text
+            )
+            assert marker not in unread and "Codec Server could not connect" in unread
+            async with codec_server_on(settings, codec_sock):
+                shown = await _page_text(browser, page, lambda text: marker in text)
+    accepted_request = shown.split("Accepted Request", 1)[1].split("Update Completed", 1)[0]
+    assert text in accepted_request and KEY_ID_METADATA not in accepted_request
+
+
+async def _page_text(browser: Browser, page: str, ready: Callable[[str], bool], timeout: float = 90) -> str:
+    """The page's visible text once `ready` holds; the page is loaded again every few seconds until then."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await browser.get(page)
+        for _ in range(10):
+            await asyncio.sleep(0.5)
+            text = await browser.text()
+            if ready(text):
+                return text
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{page} did not show what was expected in {timeout:g} s; it shows:\n{text[:4000]}")
