@@ -162,7 +162,8 @@ def test_the_chart_is_a_png(audited: dict[str, Any]) -> None:
 
 
 def _baton_export(path: Path) -> Path:
-    """Six long conversations about one problem, rated 2, and one Baton escalated, in Baton's export shape."""
+    """Six long conversations about one problem, rated 2, one Baton escalated and one a reviewer marked a
+    missed escalation, in Baton's export shape."""
     lines = []
     for n in range(6):
         messages = []
@@ -179,6 +180,14 @@ def _baton_export(path: Path) -> Path:
             "messages": [{"role": "customer", "text": "I want a person now", "at": "2026-10-01T08:00:00Z"}],
             "label": {"escalate": True, "urgency": "immediate"},
             "source": {"workflow_id": "conversation-c-escalated", "run_id": "r"},
+        }
+    )
+    lines.append(
+        {
+            "conversation_id": "c-missed",
+            "customer": {"id": "u10"},
+            "messages": [{"role": "customer", "text": "The invoice total is wrong"}, {"role": "bot", "text": "Ok."}],
+            "label": {"escalate": True, "missed": True, "from_message": 0, "from_message_id": "m1"},
         }
     )
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
@@ -199,15 +208,17 @@ def test_baton_export_lines_and_the_table(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout.splitlines()
-    assert out[0] == "7 conversations (7 baton); 6 fell short (85.7%); 1 scenario types of at least 4 conversations"
+    assert out[0] == "8 conversations (8 baton); 7 fell short (87.5%); 1 scenario types of at least 4 conversations"
     assert out[1].endswith(
         "classifier rules-1; conversations without an intent grouped by topic (the scorer has no embedding)"
     )
     row = next(line for line in out if line.startswith(" 1  "))
     # group, shortfall, count, share, median turns; the bot gave the same answer every time
-    assert row.split() == ["1", "other", "many_turns", "6", "85.7%", "7", "bot_loop", "(queued)"]
+    assert row.split() == ["1", "other", "many_turns", "6", "75.0%", "7", "bot_loop", "(queued)"]
     assert "    also: low CSAT 6" in out
     assert '    "The sync to my phone fails again, attempt 0"' in out
+    # The conversation Baton escalated fell short in no way; the one a reviewer marked missed did.
+    assert out[-1] == "1 more conversation fell short in 1 group smaller than 4: other, marked a missed escalation (1)"
 
 
 def test_kmeans_is_seeded_and_picks_k_by_silhouette() -> None:

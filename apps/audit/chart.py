@@ -23,6 +23,7 @@ from baton.apps.audit.scenarios import Audit
 from baton.apps.audit.shortfalls import SHORTFALL_TEXT, Shortfall
 
 COLOURS = {
+    Shortfall.MISSED_ESCALATION: "#6e2c00",
     Shortfall.HAND_ESCALATION: "#c0392b",
     Shortfall.ABANDONED: "#8e44ad",
     Shortfall.MANY_TURNS: "#1f5fa8",

@@ -1,7 +1,8 @@
 """The conversations `baton audit` reads: Baton's own export or a helpdesk export, one JSON object a line.
 
 A line with a `customer` object is Baton's export (`baton export`, the replay JSONL of
-apps/replay/transcripts.py); any other line is the helpdesk shape (docs/audit.md):
+apps/replay/transcripts.py: its label says whether Baton escalated, or that a reviewer marked the
+conversation a missed escalation); any other line is the helpdesk shape (docs/audit.md):
 
     {"conversation_id": "hd-1", "messages": [{"role": "customer", "text": "...", "time": "2026-10-01T08:00:00Z"}],
      "csat": 2, "agent_took_over": true, "abandoned": false, "bot_escalated": false}
@@ -81,6 +82,7 @@ class PastConversation:
     bot_escalated: bool
     abandoned: bool
     channel: str = "chat"
+    missed: bool = False  # a reviewer or agent said it should have been handed over (Baton's missed label)
 
     @property
     def bot_part(self) -> tuple[PastMessage, ...]:
@@ -127,7 +129,10 @@ def _from_helpdesk(line: HelpdeskConversation) -> PastConversation:
 
 def _from_baton(line: ReplayConversation, extras: BatonExtras) -> PastConversation:
     messages = tuple(PastMessage(m.role, m.text, m.at) for m in line.messages)
-    escalated = line.label is not None and line.label.escalate is True
+    # `escalate: true` is Baton's own escalation judged necessary, unless the label says it was missed
+    # (never escalated, or too late: apps/export.py's label rule).
+    missed = line.label is not None and (line.label.model_extra or {}).get("missed") is True
+    escalated = line.label is not None and line.label.escalate is True and not missed
     return PastConversation(
         conversation_id=line.conversation_id,
         shape="baton",
@@ -137,6 +142,7 @@ def _from_baton(line: ReplayConversation, extras: BatonExtras) -> PastConversati
         bot_escalated=escalated,
         abandoned=extras.abandoned,
         channel=line.channel,
+        missed=missed,
     )
 
 

@@ -52,8 +52,10 @@ def render_table(audit: Audit) -> str:
     if audit.smaller:
         rest = sum(s.count for s in audit.smaller)
         lines.append("")
+        conversations = "1 more conversation" if rest == 1 else f"{rest} more conversations"
+        groups = "1 group" if len(audit.smaller) == 1 else f"{len(audit.smaller)} groups"
         lines.append(
-            f"{rest} more conversations fell short in {len(audit.smaller)} groups smaller than {audit.min_count}: "
+            f"{conversations} fell short in {groups} smaller than {audit.min_count}: "
             + ", ".join(f"{s.name} ({s.count})" for s in audit.smaller[:8])
             + (", …" if len(audit.smaller) > 8 else "")
         )

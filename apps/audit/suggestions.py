@@ -9,9 +9,10 @@ The rule (docs/audit.md says it in prose):
 - Otherwise the shortfall decides. Many turns: `bot_loop` when the bot repeated itself in most of them,
   `repeated_question` when the customer did, else `unresolved_conversation` with a turn threshold that
   healthy conversations rarely reach. Low CSAT with high frustration: `frustration_trend` with a threshold
-  between healthy conversations' frustration and the scenario's. Hand escalations, abandonment and calm
-  low ratings: a topic trigger for the scenario's topic (agents took those over, or customers gave up on
-  them), or, with no topic, the turn or frustration trigger.
+  between healthy conversations' frustration and the scenario's. Missed escalations, hand escalations,
+  abandonment and calm low ratings: a topic trigger for the scenario's topic (reviewers or agents said a
+  person should have had those, or customers gave up on them), or, with no topic, the turn or frustration
+  trigger.
 - Urgency outside the intent table: immediate when the scenario's median peak frustration reaches
   ``IMMEDIATE_FRUSTRATION``, else queued.
 """
@@ -82,6 +83,7 @@ INTENT_TRIGGERS: dict[Intent, IntentTrigger] = {
 
 
 _OUTCOME = {
+    Shortfall.MISSED_ESCALATION: "reviewers marked them as missed escalations",
     Shortfall.HAND_ESCALATION: "agents took them over by hand",
     Shortfall.ABANDONED: "customers gave up",
     Shortfall.MANY_TURNS: "the bot was still answering them",
