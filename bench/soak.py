@@ -259,8 +259,9 @@ async def soak(conversations: int, folder: Path) -> int:
 SURGE_TROUBLE = ("surge check failed", "surge_read_failed", "operations_status")
 
 
-async def load(conversations: int, seconds: float, folder: Path, sticky_seconds: float) -> int:
-    """Conversations sending messages back to back through the gateway for `seconds`, no faults."""
+async def load(conversations: int, seconds: float, folder: Path, sticky_seconds: float, escalate_every: int) -> int:
+    """Conversations sending messages back to back through the gateway for `seconds`, no faults; every
+    `escalate_every`-th message of a conversation asks for a person, and the next goes to a new conversation."""
     stack = Stack(folder, sticky_seconds=sticky_seconds)
     stack.start_temporal()
     stack.start_worker()
@@ -277,9 +278,8 @@ async def load(conversations: int, seconds: float, folder: Path, sticky_seconds:
             async def converse(i: int) -> None:
                 n, round_ = 0, 0
                 while time.monotonic() < stop_at:
-                    # Every fourth message asks for a person, in a new conversation: escalations all along.
                     conversation = f"load-{i:03d}-{round_}"
-                    text = PERSON if n % 4 == 3 else QUESTION
+                    text = PERSON if n % escalate_every == escalate_every - 1 else QUESTION
                     message = {"message_id": f"m{n}", "role": "customer", "text": text}
                     body = {"customer_id": f"cus-{i}", "message": message}
                     began = time.monotonic()
@@ -287,8 +287,8 @@ async def load(conversations: int, seconds: float, folder: Path, sticky_seconds:
                     latencies.append(time.monotonic() - began)
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                     n += 1
-                    if n % 4 == 0:
-                        round_ += 1
+                    if n % escalate_every == 0:
+                        round_ += 1  # escalated: the client goes on with a new conversation
 
             began = time.monotonic()
             await asyncio.gather(*(converse(i) for i in range(conversations)))
@@ -312,6 +312,7 @@ async def load(conversations: int, seconds: float, folder: Path, sticky_seconds:
                 "max_seconds": round(max(latencies), 3),
                 "surge_check_problems_in_worker_log": len(surge_lines),
                 "sticky_queue_seconds": sticky_seconds,
+                "escalate_every": escalate_every,
                 "load_average_before": load_before,
                 "load_average_after": load_after,
                 "folder": str(folder),
@@ -330,12 +331,13 @@ def main() -> int:
     parser.add_argument("--load", type=int, metavar="N", help="the load run with N conversations instead")
     parser.add_argument("--seconds", type=float, default=60.0, help="the load run's length")
     parser.add_argument("--sticky-seconds", type=float, default=2.0, help="the worker's sticky queue timeout")
+    parser.add_argument("--escalate-every", type=int, default=10, help="load run: every Nth message asks for a person")
     parser.add_argument("--folder", type=Path, help="where the databases and logs go (default: a new temp folder)")
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="baton-soak-"))
     folder.mkdir(parents=True, exist_ok=True)
     if args.load:
-        return asyncio.run(load(args.load, args.seconds, folder, args.sticky_seconds))
+        return asyncio.run(load(args.load, args.seconds, folder, args.sticky_seconds, args.escalate_every))
     return asyncio.run(soak(args.conversations, folder))
 
 
