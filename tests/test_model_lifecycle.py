@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -37,18 +38,39 @@ from baton.store.models import Conversation, Escalation
 from baton.store.records import MissedLabelRecord, record_missed_label, record_review_label
 from baton.worker.wiring import WORKFLOWS, build_worker
 
-# A request for a person in Hinglish ("call a real person") the shipped model misses, and a mention of a
-# company's representative it reads as a request: the planted missed escalation and the false positive.
-MISSED = "kisi asli aadmi ko bulao"
-FALSE_POSITIVE = "representative of our company will sign the contract"
-CONVERSATIONS: dict[str, list[str]] = {
-    "fp": [FALSE_POSITIVE],
-    "missed": ["my payment failed again", MISSED],
-    "human": ["I want to talk to a human"],
-    "legal": ["If this is not fixed today my lawyer will be in touch"],
-    "password": ["how do I reset my password", "thanks that worked"],
-    "invoice": ["where is my invoice"],
-}
+# Requests for a person in Hinglish ("call a real person") the shipped model misses, and messages it reads as a
+# request though they are not one (a mention of a company's representative; a number given, not a callback
+# asked for): the first of each that the shipped model gets wrong is planted (the list outlives a retrain).
+MISSED_CANDIDATES = ("kisi asli aadmi ko bulao", "koi banda bhejo jo samjhe", "insaan bhejo")
+FALSE_POSITIVE_CANDIDATES = (
+    "representative of our company will sign the contract",
+    "you can reach me on 555 0100 later",
+)
+REQUESTS = (Intent.HUMAN_REQUEST, Intent.CONTACT_REQUEST)
+
+
+@cache
+def planted() -> tuple[str, str, Intent]:
+    """(missed message, false-positive message, the intent wrongly read in it), for the shipped model."""
+    shipped = default_classifier()
+    missed = next((t for t in MISSED_CANDIDATES if Intent.HUMAN_REQUEST not in shipped.score(t).intents), None)
+    wrong = [(t, i) for t in FALSE_POSITIVE_CANDIDATES for i in shipped.score(t).intents if i in REQUESTS]
+    assert missed is not None and wrong, "no candidate the shipped model gets wrong: add one"
+    return missed, wrong[0][0], wrong[0][1]
+
+
+def conversations() -> dict[str, list[str]]:
+    missed, false_positive, _ = planted()
+    return {
+        "fp": [false_positive],
+        "missed": ["my payment failed again", missed],
+        "human": ["I want to talk to a human"],
+        "legal": ["my lawyer will contact you"],
+        "password": ["how do I reset my password", "thanks that worked"],
+        "invoice": ["where is my invoice"],
+    }
+
+
 EXPECTED = {"fp": False, "missed": True, "human": True, "legal": True, "password": False, "invoice": False}
 
 
@@ -114,7 +136,7 @@ async def label(url: str, fp: ConversationStart, missed: ConversationStart, huma
 def labelled_jsonl(path: Path) -> Path:
     """The same conversations as labelled replay transcripts (as `baton export` writes them)."""
     lines = []
-    for name, texts in CONVERSATIONS.items():
+    for name, texts in conversations().items():
         label: dict[str, object] = {"escalate": EXPECTED[name]}
         if name == "missed":
             label["missed_at"] = 1
@@ -141,14 +163,14 @@ async def test_labels_train_compare_promote_rollback(env: WorkflowEnvironment, t
     settings = Settings(task_queue=task_queue, models_dir=models_dir, database_url=database_url)
     gateway = selector_for(models_dir)  # what the gateway scores with: the promoted version, re-read on change
     shipped = default_classifier()
-    assert Intent.HUMAN_REQUEST not in shipped.score(MISSED).intents  # the planted miss is a miss
-    assert Intent.HUMAN_REQUEST in shipped.score(FALSE_POSITIVE).intents
+    missed, false_positive, wrong = planted()
+    transcripts_of = conversations()
 
     async with build_worker(client, settings):
         # 1. Real conversations, scored on the way in by the shipped model.
-        starts = {name: start(name) for name in CONVERSATIONS}
+        starts = {name: start(name) for name in transcripts_of}
         decided = {name: await converse(client, task_queue, starts[name], texts, gateway)
-                   for name, texts in CONVERSATIONS.items()}  # fmt: skip
+                   for name, texts in transcripts_of.items()}  # fmt: skip
         escalated = {name: any(d.action == "escalate" for d in ds) for name, ds in decided.items()}
         assert escalated == EXPECTED | {"fp": True, "missed": False}  # one false positive, one missed
         assert {d.signals.model_version for ds in decided.values() for d in ds if d.signals} == {shipped.version}
@@ -163,8 +185,8 @@ async def test_labels_train_compare_promote_rollback(env: WorkflowEnvironment, t
         rows, skipped = await rows_from_store(settings.database_url, client, load_policy(settings.policy))
         assert skipped == []
         assert {(r.text, r.intent, r.present, r.origin) for r in rows} == {
-            (FALSE_POSITIVE, Intent.HUMAN_REQUEST, False, "false_positive"),
-            (MISSED, Intent.HUMAN_REQUEST, True, "missed"),
+            (false_positive, wrong, False, "false_positive"),
+            (missed, Intent.HUMAN_REQUEST, True, "missed"),
         }
 
         # 3. A deployment model from those rows: the planted miss is fixed, the false positive gone, the rest kept.
@@ -173,9 +195,9 @@ async def test_labels_train_compare_promote_rollback(env: WorkflowEnvironment, t
         assert version.startswith("baton-clf-") and version != shipped.version
         assert meta["parent_version"] == shipped.version and meta["deployment"]["rows"] == 2
         adapted = Classifier.load(models_dir / version)  # every file checked against the manifest
-        assert Intent.HUMAN_REQUEST in adapted.score(MISSED).intents
-        assert Intent.HUMAN_REQUEST not in adapted.score(FALSE_POSITIVE).intents
-        for name, texts in CONVERSATIONS.items():
+        assert Intent.HUMAN_REQUEST in adapted.score(missed).intents
+        assert wrong not in adapted.score(false_positive).intents
+        for name, texts in transcripts_of.items():
             if name not in ("fp", "missed"):
                 assert [adapted.score(t).intents for t in texts] == [shipped.score(t).intents for t in texts], name
         assert (WEIGHTS_DIR / MODEL_FILE).read_bytes() != (models_dir / version / MODEL_FILE).read_bytes()
@@ -185,16 +207,16 @@ async def test_labels_train_compare_promote_rollback(env: WorkflowEnvironment, t
         await converse(client, task_queue, running, ["hello, a question about my plan"], gateway)
         assert promote(models_dir, version).current == version
         new = start("new")
-        [first] = await converse(client, task_queue, new, [MISSED], gateway)
+        [first] = await converse(client, task_queue, new, [missed], gateway)
         assert first.action == "escalate" and first.signals is not None and first.signals.model_version == version
         # Scored by the worker itself (no scores on the way in): it too has picked up the promotion.
         by_worker = start("by-worker")
         own = await send_message(
-            client, task_queue, by_worker, MessageIn(message_id="m1", role="customer", text=MISSED)
+            client, task_queue, by_worker, MessageIn(message_id="m1", role="customer", text=missed)
         )
         assert own.action == "escalate" and own.signals is not None and own.signals.model_version == version
         # The running conversation: the gateway scored with the new model, the worker scored again with its own.
-        [kept] = await converse(client, task_queue, running, [MISSED], gateway, first=2)
+        [kept] = await converse(client, task_queue, running, [missed], gateway, first=2)
         assert kept.action == "continue" and kept.signals is not None and kept.signals.model_version == shipped.version
         assert (await get_state(client, running.conversation_id)).model_version == shipped.version
         described = await handle(client, new.conversation_id).describe()
@@ -205,7 +227,7 @@ async def test_labels_train_compare_promote_rollback(env: WorkflowEnvironment, t
         # 5. Rollback: new conversations are back on the shipped model; the promoted one's conversation keeps its.
         assert rollback(models_dir).current is None
         after = start("after-rollback")
-        [back] = await converse(client, task_queue, after, [MISSED], gateway)
+        [back] = await converse(client, task_queue, after, [missed], gateway)
         assert back.action == "continue" and back.signals is not None and back.signals.model_version == shipped.version
         [still] = await converse(client, task_queue, new, ["hello? anyone there?"], gateway, first=2)
         assert still.signals is not None and still.signals.model_version == version
