@@ -21,6 +21,7 @@ import numpy as np
 from baton.domain.text import STOPWORDS, words
 
 MAX_CLUSTERS = 10
+SAMPLE = 2000  # conversations k is chosen on
 KEYWORDS = 3
 KEYWORD_MIN_SHARE = 0.25  # a keyword is in at least this share of the cluster's conversations
 
@@ -51,31 +52,43 @@ def conversation_vectors(embedder: object, texts_per_conversation: Sequence[Sequ
     return out
 
 
-def kmeans(vectors: np.ndarray, *, seed: int, min_size: int) -> Clusters:
-    """K-means with k by the best silhouette; one cluster when there are too few to split."""
+def _fit(vectors: np.ndarray, k: int, seed: int) -> list[int]:
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        # Fewer distinct points than k: k-means says so, and the silhouette passes that k over.
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(vectors)
+    return [int(label) for label in model.labels_]
+
+
+def kmeans(vectors: np.ndarray, *, seed: int, min_size: int) -> Clusters:
+    """K-means with k by the best silhouette; one cluster when there are too few to split.
+
+    On a large export k is chosen on a seeded sample of ``SAMPLE`` conversations (the silhouette compares
+    every pair of points), then one k-means with that k groups them all."""
     from sklearn.metrics import silhouette_score
 
     n = len(vectors)
     most = min(MAX_CLUSTERS, n // max(min_size, 1), n - 1)
     if most < 2:
         return Clusters(labels=[0] * n, k=1 if n else 0, method="kmeans")
+    sample = vectors
+    if n > SAMPLE:
+        sample = vectors[np.sort(np.random.default_rng(seed).choice(n, SAMPLE, replace=False))]
     best: tuple[float, int, list[int]] | None = None
     for k in range(2, most + 1):
-        with warnings.catch_warnings():
-            # Fewer distinct points than k: k-means says so, and the silhouette below passes that k over.
-            warnings.simplefilter("ignore", category=ConvergenceWarning)
-            model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(vectors)
-        labels = [int(label) for label in model.labels_]
+        labels = _fit(sample, k, seed)
         if len(set(labels)) < 2:
             continue
-        score = float(silhouette_score(vectors, labels, metric="cosine"))
+        score = float(silhouette_score(sample, labels, metric="cosine"))
         if best is None or score > best[0] + 1e-9:
             best = (score, k, labels)
     if best is None:
         return Clusters(labels=[0] * n, k=1, method="kmeans")
-    return Clusters(labels=_relabelled(best[2]), k=best[1], method="kmeans")
+    labels = best[2] if n <= SAMPLE else _fit(vectors, best[1], seed)
+    return Clusters(labels=_relabelled(labels), k=best[1], method="kmeans")
 
 
 def _relabelled(labels: list[int]) -> list[int]:
