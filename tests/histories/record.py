@@ -1,8 +1,10 @@
 """Record a conversation history for the replay test.
 
 Run after a deliberate, versioned change to ConversationWorkflow:
-    .venv/bin/python -m tests.histories.record tests/histories/vN_what_changed.json [--idle]
-(`--idle`: the conversation ends by itself after the policy's idle time, not by the close signal.)
+    .venv/bin/python -m tests.histories.record tests/histories/vN_what_changed.json [--idle] [--model-upgrade]
+(`--idle`: the conversation ends by itself after the policy's idle time, not by the close signal.
+`--model-upgrade`: another model version is promoted after the second message: the gateway scores the rest
+with it, the worker scores them again with the version the conversation pinned.)
 Keep the old files: each one proves that today's code still replays yesterday's conversations.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import tempfile
 from datetime import timedelta
@@ -22,7 +25,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.apps.binaries import test_server
 from baton.apps.client import close, handle, pickup, resolve, send_message
-from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn, PickupRequest, ResolveRequest
+from baton.classifier.model import Classifier, default_classifier
+from baton.contract.messages import (
+    ConversationStart,
+    CustomerFacts,
+    Intent,
+    MessageIn,
+    PickupRequest,
+    ResolveRequest,
+)
+from baton.contract.scoring import MessageScores
 from baton.policies import load_policy
 from baton.settings import Settings
 from baton.store.database import migrate_async
@@ -41,7 +53,36 @@ SCRIPT = [
 ]
 
 
-async def record(path: Path, idle: bool = False) -> None:
+@dataclasses.dataclass
+class Promoted:
+    """A worker's scorer after a promotion: `new` for new conversations, `old` for those that pinned it."""
+
+    old: Classifier
+    new: Classifier
+
+    @property
+    def version(self) -> str:
+        return self.new.version
+
+    def score(self, text: str) -> MessageScores:
+        return self.new.score(text)
+
+    def for_version(self, version: str) -> Classifier | None:
+        return {self.old.version: self.old, self.new.version: self.new}.get(version)
+
+
+def versions() -> Promoted:
+    """The shipped weights under two version names, the second never reading a request for a person."""
+    base = default_classifier()
+    bias = base.bias.copy()
+    bias[base.intents.index(Intent.HUMAN_REQUEST)] -= 40.0
+    return Promoted(
+        old=dataclasses.replace(base, version="history-old"),
+        new=dataclasses.replace(base, version="history-new", bias=bias),
+    )
+
+
+async def record(path: Path, idle: bool = False, model_upgrade: bool = False) -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server(), data_converter=pydantic_data_converter
     )
@@ -60,11 +101,18 @@ async def record(path: Path, idle: bool = False) -> None:
             channel="chat",
             customer=CustomerFacts(tier="mid_market", mrr=1500),
         )
-        async with build_worker(env.client, settings):
-            for message_id, role, text in SCRIPT:
+        promoted = versions() if model_upgrade else None
+        async with build_worker(env.client, settings, classifier=promoted):
+            for index, (message_id, role, text) in enumerate(SCRIPT):
+                # With --model-upgrade the gateway scores the first two messages with the old version, then the new.
+                gateway = (promoted.old if index < 2 else promoted.new) if promoted else None
                 with contextlib.suppress(WorkflowUpdateFailedError):  # the empty message is rejected on purpose
                     await send_message(
-                        env.client, settings.task_queue, start, MessageIn(message_id=message_id, role=role, text=text)
+                        env.client,
+                        settings.task_queue,
+                        start,
+                        MessageIn(message_id=message_id, role=role, text=text),
+                        gateway,
                     )
             if idle:
                 # Picked up and resolved, then nobody writes: the idle timer closes it.
@@ -81,4 +129,6 @@ async def record(path: Path, idle: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record(Path(sys.argv[1]), idle="--idle" in sys.argv[2:]))
+    asyncio.run(
+        record(Path(sys.argv[1]), idle="--idle" in sys.argv[2:], model_upgrade="--model-upgrade" in sys.argv[2:])
+    )
