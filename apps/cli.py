@@ -275,6 +275,10 @@ def _add_reporting_commands(sub: argparse._SubParsersAction) -> None:
     verdict.add_argument("--database-url", default=None, metavar="URL", help=store_help)
     verdict.set_defaults(func=_review)
 
+    from baton.apps.keys import add_parser as add_keys_parser  # argparse only; the store loads later
+
+    add_keys_parser(sub)
+
     db = sub.add_parser("db", help="the store's schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="migrate the store to the newest schema (safe to run again)")
@@ -427,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = get_settings()
     # Logs go to stderr; stdout carries command output (replay records, tables).
-    quiet = args.command in ("replay", "export", "policy", "report", "review", "db", "model", "audit")
+    quiet = args.command in ("replay", "export", "policy", "report", "review", "db", "model", "keys", "audit")
     configure_logging(settings.log_format, "WARNING" if quiet else settings.log_level)
     if args.command in TEMPORAL_COMMANDS:
         configure_temporal_runtime()

@@ -48,6 +48,26 @@ class Settings(BaseSettings):
         default=False,
         description="Serve /v1 without a key on a non-loopback address (only behind a proxy that authenticates)",
     )
+    # Keys per integration, scopes, agent tokens, rate limits: docs/security.md.
+    gateway_require_key: bool = Field(
+        default=False, description="Require a key even without BATON_GATEWAY_API_KEY (integration keys only)"
+    )
+    gateway_key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long the gateway keeps the store's keys: a revoked key stops this soon"
+    )
+    gateway_signing_secret: SecretStr | None = Field(
+        default=None, description="Signs agent tokens and /ops sessions (the API key does when unset)"
+    )
+    gateway_rate_per_second: float = Field(default=100.0, ge=0, description="Requests per second per key; 0: none")
+    gateway_rate_burst: int = Field(default=200, ge=1, description="Requests a key may send at once")
+    gateway_failed_auth_per_second: float = Field(
+        default=0.5, gt=0, description="Wrong-key requests per second per client address before 429"
+    )
+    gateway_failed_auth_burst: int = Field(default=20, ge=1, description="Wrong-key requests at once per address")
+    gateway_cors_origins: list[str] = Field(
+        default_factory=list, description="Browser origins allowed to call the gateway; none: CORS off"
+    )
+    dev: bool = Field(default=False, description="Development: /docs and /openapi.json need no key")
 
     classifier: Literal["model", "rules"] = Field(
         default="model", description="Who scores customer messages: the shipped model, or the rules alone"

@@ -192,3 +192,19 @@ class MissedLabel(Base):
         CheckConstraint("source IN ('review', 'agent')", name="source"),
         Index(None, "labelled_at"),
     )
+
+
+class ApiKey(Base):
+    """An integration's gateway API key (docs/security.md). Only a SHA-256 of the key is kept: the key itself
+    is shown once, when it is made. A revoked key stays listed, with the time it was revoked."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    scopes: Mapped[list[str]] = mapped_column(default=list, server_default=text("'[]'"))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "name"),)

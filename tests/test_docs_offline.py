@@ -14,7 +14,8 @@ from tests.loopback import serving
 
 
 async def test_docs_reference_only_local_assets_that_are_served(client: Client, settings: Settings) -> None:
-    app = create_app(client, settings.model_copy(update={"gateway_api_key": "docs-key"}))
+    # In dev the page needs no key (outside dev it does: tests/test_auth.py).
+    app = create_app(client, settings.model_copy(update={"gateway_api_key": "docs-key", "dev": True}))
     async with serving(app) as base, httpx.AsyncClient(base_url=base) as http:
         page = await http.get("/docs")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

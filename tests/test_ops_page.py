@@ -120,9 +120,11 @@ def test_a_session_expires_and_is_bound_to_the_key() -> None:
     assert not access.session_valid(token, now=1_000_000 + 13 * 3600)  # older than 12 hours
     assert not access.session_valid(token, now=1_000_000 - 60)  # issued in the future
     assert not OpsAccess("rotated-key").session_valid(token, now=1_000_000)
-    issued, signature = token.split(".")
-    assert not access.session_valid(f"{int(issued) + 1}.{signature}", now=1_000_000)
-    assert not access.session_valid("", now=1_000_000) and not access.session_valid("x.y", now=1_000_000)
+    issued, key_id, signature = token.split(".")
+    assert key_id == "bootstrap"
+    assert not access.session_valid(f"{int(issued) + 1}.{key_id}.{signature}", now=1_000_000)
+    assert not access.session_valid(f"{issued}.another-key-id.{signature}", now=1_000_000)  # bound to its key
+    assert not access.session_valid("", now=1_000_000) and not access.session_valid("x.y.z", now=1_000_000)
 
 
 @pytest.mark.skipif(missing() is not None, reason=f"headless Chromium: {missing()}")

@@ -57,7 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from baton.store.models import Base, Conversation, Escalation, MissedLabel, ReviewLabel
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
-TABLES = {"conversations", "escalations", "incidents", "review_labels", "missed_labels", "alembic_version"}
+TABLES = {
+    "conversations", "escalations", "incidents", "review_labels", "missed_labels", "api_keys", "alembic_version"
+}
 
 T0 = datetime(2025, 3, 14, 9, 26, 53, 589_793, tzinfo=UTC)  # the conversation's first message
 CID = "conv-1"
@@ -256,7 +258,7 @@ async def test_migrate_from_empty_and_again(db_url: str) -> None:
         async with store.connect() as conn:
             tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
             assert tables >= TABLES
-            assert await conn.run_sync(current_revision) == head_revision() == "0002"
+            assert await conn.run_sync(current_revision) == head_revision() == "0003"
         async with session_factory(store).begin() as session:
             await records.record_conversation_start(session, start_record())
 
@@ -265,7 +267,7 @@ async def test_migrate_from_empty_and_again(db_url: str) -> None:
         async with store.connect() as conn:
             assert await conn.run_sync(current_revision) == head_revision()
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-            assert versions == ["0002"]
+            assert versions == ["0003"]
         assert await conversation_row(session_factory(store)) is not None
     finally:
         await store.dispose()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from temporalio.client import Client
 
 from baton.apps import client as baton_client
 from baton.apps.gateway import missed
+from baton.apps.gateway.auth import caller_of, check_agent, scoped
 from baton.apps.gateway.models import ConversationId, PickupBody, ResolveBody, error_responses
 from baton.apps.gateway.updates import run_update
 from baton.contract.messages import ConversationState, PickupRequest, PickupResult, ResolveRequest
@@ -17,7 +18,8 @@ log = get_logger("baton.gateway")
 
 
 def router(client: Client, decision_timeout: float, settings: Settings | None = None) -> APIRouter:
-    routes = APIRouter()
+    # Every agent endpoint needs the agent scope; each checks that a token-bound caller acts as its own agent.
+    routes = APIRouter(dependencies=[scoped("agent")])
 
     @routes.post(
         "/conversations/{conversation_id}/pickup",
@@ -25,7 +27,8 @@ def router(client: Client, decision_timeout: float, settings: Settings | None = 
         responses=error_responses(404, 409, 503),
         summary="An agent picks up a waiting conversation and receives the handoff note and transcript",
     )
-    async def pickup(conversation_id: ConversationId, body: PickupBody) -> PickupResult:
+    async def pickup(conversation_id: ConversationId, body: PickupBody, request_: Request) -> PickupResult:
+        check_agent(caller_of(request_), body.agent_id)
         request = PickupRequest.model_validate(body.model_dump())
         result = await run_update(
             baton_client.pickup(client, conversation_id, request),
@@ -42,7 +45,8 @@ def router(client: Client, decision_timeout: float, settings: Settings | None = 
         responses=error_responses(404, 409, 503),
         summary="The owning agent resolves: disposition, CSAT, and whether to hand back to the bot",
     )
-    async def resolve(conversation_id: ConversationId, body: ResolveBody) -> ConversationState:
+    async def resolve(conversation_id: ConversationId, body: ResolveBody, request_: Request) -> ConversationState:
+        check_agent(caller_of(request_), body.agent_id)
         request = ResolveRequest.model_validate(body.model_dump())
         state = await run_update(
             baton_client.resolve(client, conversation_id, request),

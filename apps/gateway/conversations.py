@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from temporalio.client import (
@@ -18,6 +18,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps import client as baton_client
+from baton.apps.gateway.auth import caller_of, check_message_role, scoped
 from baton.apps.gateway.errors import (
     ERRORS,
     Failure,
@@ -55,8 +56,11 @@ def router(
         response_model=Decision,
         responses=error_responses(409, 500, 503),
         summary="Add a message; start the conversation if new",
+        dependencies=[scoped("messages", "agent")],
     )
-    async def post_message(conversation_id: ConversationId, request: MessageRequest) -> Decision:
+    async def post_message(conversation_id: ConversationId, request: MessageRequest, http: Request) -> Decision:
+        # Customer and bot messages need the messages scope; an agent's, the agent scope and its own agent_id.
+        check_message_role(caller_of(http), request.message.role, request.message.agent_id)
         message = MessageIn.model_validate(request.message.model_dump())
         bound = log.bind(
             conversation_id=conversation_id,
@@ -105,6 +109,7 @@ def router(
         response_model=ConversationState,
         responses=error_responses(404, 503),
         summary="The conversation's state and transcript",
+        dependencies=[scoped("operator", "agent")],
     )
     async def get_conversation(conversation_id: ConversationId) -> ConversationState:
         bound = log.bind(conversation_id=conversation_id, workflow_id=baton_client.workflow_id(conversation_id))
@@ -125,6 +130,7 @@ def router(
         status_code=status.HTTP_202_ACCEPTED,
         responses=error_responses(404, 503),
         summary="Close the conversation",
+        dependencies=[scoped("messages", "operator")],
     )
     async def close_conversation(
         conversation_id: ConversationId, body: Annotated[CloseBody | None, Body()] = None

@@ -7,6 +7,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from baton.apps import client as baton_client
+from baton.apps.gateway.auth import scoped
 from baton.apps.gateway.errors import unavailable
 from baton.apps.gateway.models import IncidentBody, error_responses
 from baton.apps.gateway.updates import run_update
@@ -18,7 +19,7 @@ log = get_logger("baton.gateway")
 
 
 def router(client: Client, settings: Settings, decision_timeout: float) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(dependencies=[scoped("operator")])
 
     @routes.post(
         "/incidents",

@@ -4,11 +4,13 @@ It shows the live queues (who waits, how long against the SLA, urgency and trigg
 agent has, the surge and the declared incident, and this month's report figures with the chart. The page
 changes nothing: no form on it but "log out".
 
-Getting in (when the gateway has a key; without one the page is as open as /v1):
+Getting in (when the gateway has keys; without any the page is as open as /v1), with a key that has the
+`operator` scope (an integration's key, or the bootstrap BATON_GATEWAY_API_KEY):
 - a program sends the key as the `X-API-Key` header, as for /v1;
 - a browser signs in at `/ops/login` with the key, and gets an HttpOnly, SameSite=Strict cookie scoped to
-  /ops, valid for 12 hours. The cookie holds an HMAC of its issue time under the key, never the key itself,
-  so changing the key signs every browser out.
+  /ops, valid for 12 hours. The cookie holds its issue time and the key's id, signed (HMAC) with the gateway's
+  signing secret (BATON_GATEWAY_SIGNING_SECRET, else the bootstrap key), never the key itself: revoking the
+  key, or changing the secret, signs its browsers out.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from temporalio.client import Client
 
+from baton.apps.gateway.auth import API_KEY_HEADER, BOOTSTRAP, Caller, Guard
 from baton.apps.gateway.ops_board import read_board, read_month_report
 from baton.apps.gateway.ops_page import login_page, ops_page
 from baton.logging import get_logger
@@ -41,7 +44,7 @@ if TYPE_CHECKING:
 
 log = get_logger("baton.gateway")
 
-API_KEY_HEADER = "X-API-Key"
+NOT_AN_OPERATOR_KEY = "That is not the gateway's API key, or not one with the operator scope."
 COOKIE = "baton_ops"
 COOKIE_PATH = "/ops"
 SESSION_SECONDS = 12 * 3600
@@ -62,44 +65,60 @@ _chart_lock = threading.Lock()  # pyplot keeps global state: one chart at a time
 
 
 class OpsAccess:
-    """Who may read /ops: the gateway's key as a header, or a session cookie signed with it."""
+    """/ops session cookies: `issued.key_id.signature`, signed with `secret`."""
 
-    def __init__(self, key: str | None) -> None:
-        self._key = (key or "").encode()
+    def __init__(self, secret: str | bytes) -> None:
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+
+    def _signature(self, issued: int, key_id: str) -> str:
+        return hmac.new(self._secret, f"baton-ops:{issued}:{key_id}".encode(), hashlib.sha256).hexdigest()
+
+    def session_token(self, now: float | None = None, key_id: str = BOOTSTRAP) -> str:
+        issued = int(now if now is not None else time.time())
+        return f"{issued}.{key_id}.{self._signature(issued, key_id)}"
+
+    def session_key(self, token: str | None, now: float | None = None) -> str | None:
+        """The id of the key a valid, unexpired session was opened with; None for anything else."""
+        parts = (token or "").split(".")
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[1] or not parts[2]:
+            return None
+        issued, key_id, signature = int(parts[0]), parts[1], parts[2]
+        age = (now if now is not None else time.time()) - issued
+        if 0 <= age <= SESSION_SECONDS and hmac.compare_digest(signature, self._signature(issued, key_id)):
+            return key_id
+        return None
+
+    def session_valid(self, token: str | None, now: float | None = None) -> bool:
+        return self.session_key(token, now) is not None
+
+
+class OpsGate:
+    """Who may read /ops: an operator key as a header, or a session cookie of a key that still works."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.sessions = OpsAccess(guard.ring.session_secret)
 
     @property
     def open(self) -> bool:
-        return not self._key
+        return self.guard.open
 
-    def _signature(self, issued: int) -> str:
-        return hmac.new(self._key, f"baton-ops:{issued}".encode(), hashlib.sha256).hexdigest()
+    async def operator(self, key: str) -> Caller | None:
+        caller = await self.guard.ring.caller_for_key(key)
+        return caller if caller is not None and "operator" in caller.scopes else None
 
-    def key_matches(self, key: str | None) -> bool:
-        return hmac.compare_digest((key or "").encode(), self._key)
-
-    def session_token(self, now: float | None = None) -> str:
-        issued = int(now if now is not None else time.time())
-        return f"{issued}.{self._signature(issued)}"
-
-    def session_valid(self, token: str | None, now: float | None = None) -> bool:
-        issued_text, _, signature = (token or "").partition(".")
-        if not issued_text.isdigit() or not signature:
-            return False
-        issued = int(issued_text)
-        age = (now if now is not None else time.time()) - issued
-        return 0 <= age <= SESSION_SECONDS and hmac.compare_digest(signature, self._signature(issued))
-
-    def allows(self, request: Request) -> bool:
+    async def allows(self, request: Request) -> bool:
         if self.open:
             return True
         header = request.headers.get(API_KEY_HEADER)
         if header is not None:
-            return self.key_matches(header)
-        return self.session_valid(request.cookies.get(COOKIE))
+            return await self.operator(header) is not None
+        key_id = self.sessions.session_key(request.cookies.get(COOKIE))
+        return key_id is not None and await self.guard.ring.is_active(key_id)
 
 
-def _html(text: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(text, status_code=status_code, headers=SECURITY_HEADERS)
+def _html(text: str, status_code: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(text, status_code=status_code, headers={**SECURITY_HEADERS, **(headers or {})})
 
 
 def render_chart_png(report: Report) -> bytes:
@@ -110,8 +129,8 @@ def render_chart_png(report: Report) -> bytes:
         return render_chart(report, Path(folder) / "chart.png").read_bytes()
 
 
-def router(client: Client, settings: Settings) -> APIRouter:
-    access = OpsAccess(settings.gateway_api_key)
+def router(client: Client, settings: Settings, guard: Guard | None = None) -> APIRouter:
+    access = OpsGate(guard or Guard(settings))
     routes = APIRouter(prefix="/ops", tags=["operators"], include_in_schema=False)
     policy_cache: list[Policy] = []
     chart_available = importlib.util.find_spec("matplotlib") is not None
@@ -123,9 +142,10 @@ def router(client: Client, settings: Settings) -> APIRouter:
 
     @routes.get("", response_class=HTMLResponse)
     async def page(request: Request) -> Response:
-        if not access.allows(request):
+        if not await access.allows(request):
             if API_KEY_HEADER.lower() in request.headers:
-                return _html(login_page("That is not the gateway's API key."), status.HTTP_401_UNAUTHORIZED)
+                refused = access.guard.refused(request)  # counted: wrong keys meet 429 here too
+                return _html(login_page(NOT_AN_OPERATOR_KEY), refused.status_code, refused.headers)
             return RedirectResponse("/ops/login", status.HTTP_303_SEE_OTHER, headers=SECURITY_HEADERS)
         board, month = await asyncio.gather(
             read_board(client, settings, policy()), read_month_report(settings, datetime.now(UTC))
@@ -135,7 +155,7 @@ def router(client: Client, settings: Settings) -> APIRouter:
 
     @routes.get("/chart.png")
     async def chart(request: Request) -> Response:
-        if not access.allows(request):
+        if not await access.allows(request):
             return Response("sign in at /ops/login", status.HTTP_401_UNAUTHORIZED, media_type="text/plain")
         if not chart_available:
             return Response("the chart needs matplotlib: pip install 'baton[report]'", 404, media_type="text/plain")
@@ -147,7 +167,7 @@ def router(client: Client, settings: Settings) -> APIRouter:
 
     @routes.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Response:
-        if access.allows(request):
+        if await access.allows(request):
             return RedirectResponse("/ops", status.HTTP_303_SEE_OTHER)
         return _html(login_page())
 
@@ -161,13 +181,15 @@ def router(client: Client, settings: Settings) -> APIRouter:
         key = (fields.get("key") or [""])[0]
         if access.open:
             return RedirectResponse("/ops", status.HTTP_303_SEE_OTHER)
-        if not access.key_matches(key):
+        caller = await access.operator(key)
+        if caller is None:
             log.warning("ops_login_refused")
-            return _html(login_page("That is not the gateway's API key."), status.HTTP_401_UNAUTHORIZED)
+            refused = access.guard.refused(request)  # counted: wrong keys meet 429 here too
+            return _html(login_page(NOT_AN_OPERATOR_KEY), refused.status_code, refused.headers)
         response = RedirectResponse("/ops", status.HTTP_303_SEE_OTHER, headers=SECURITY_HEADERS)
         response.set_cookie(
             COOKIE,
-            access.session_token(),
+            access.sessions.session_token(key_id=caller.key_id or BOOTSTRAP),
             max_age=SESSION_SECONDS,
             path=COOKIE_PATH,
             httponly=True,

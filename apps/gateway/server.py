@@ -74,7 +74,8 @@ def is_loopback(host: str) -> bool:
 
 def check_exposure(settings: Settings) -> None:
     """Refuse to serve /v1 without a key anywhere but on loopback (unless a proxy authenticates)."""
-    if settings.gateway_api_key or settings.gateway_allow_no_key or is_loopback(settings.gateway_host):
+    keyed = settings.gateway_api_key or settings.gateway_require_key  # store keys are required with either
+    if keyed or settings.gateway_allow_no_key or is_loopback(settings.gateway_host):
         return
     raise UnsafeGatewayConfig(
         f"gateway_host is {settings.gateway_host!r}, which is not a loopback address, and BATON_GATEWAY_API_KEY "
