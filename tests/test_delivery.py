@@ -369,8 +369,10 @@ async def test_transient_failure_is_retried_and_shown_once(
     sent = await send_timed(client, configured(settings, receiver), Send(message=message))
 
     assert sent.result.delivered and sent.result.status == 200
-    # Retry-After replaces the policy's 0.1 s back-off for that retry.
-    assert (sent.seconds >= 1) == ("Retry-After" in first.headers)
+    # Retry-After replaces the policy's 0.1 s back-off for that retry: the retry waits at least that long.
+    # (Only the lower bound is checked: a loaded machine can make any retry slow.)
+    if "Retry-After" in first.headers:
+        assert sent.seconds >= 1
     assert receiver.keys() == [message.message_id, message.message_id]
     assert [r.status for r in receiver.receipts] == [first.status, 200]
     assert list(receiver.shown) == [message.message_id]
