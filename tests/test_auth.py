@@ -174,6 +174,10 @@ async def test_an_agent_key_acts_for_any_agent_and_a_token_for_its_agent_only(
         f"{url}/resolve", json={"agent_id": "bob", "necessary": True}, headers=_as(helpdesk, alice)
     )
     assert bound.status_code == 403
+    marked = await gateway.post(f"{url}/missed", json={"agent_id": "bob", "message_id": "m1"}, headers=_as(token=alice))
+    assert marked.status_code == 403 and "agent_id" in marked.text
+    missed = await gateway.post(f"{url}/missed", json={"agent_id": "bob", "message_id": "m1"}, headers=_as(chat))
+    assert missed.status_code == 403  # a chat backend marks nothing as an agent
     operations = await gateway.get("/v1/operations", headers=_as(token=alice))
     assert operations.status_code == 403  # a token is the agent scope only
     resolved = await gateway.post(

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps import client as baton_client
+from baton.apps.gateway.auth import caller_of, check_agent
 from baton.apps.gateway.errors import field_errors, not_found, rpc_status, timed_out, unavailable
 from baton.apps.gateway.models import ConversationId, StorableText, error_responses
 from baton.contract.messages import MAX_ID_CHARS
@@ -50,7 +51,8 @@ def add_routes(routes: APIRouter, client: Client, settings: Settings, decision_t
         responses=error_responses(404, 503, 504),
         summary="An agent marks that the conversation should have come to a person earlier, from which message",
     )
-    async def missed(conversation_id: ConversationId, body: MissedBody) -> MissedRecorded:
+    async def missed(conversation_id: ConversationId, body: MissedBody, request_: Request) -> MissedRecorded:
+        check_agent(caller_of(request_), body.agent_id)  # an agent token's agent marks only as itself
         bound = log.bind(conversation_id=conversation_id, workflow_id=baton_client.workflow_id(conversation_id))
         try:
             state = await asyncio.wait_for(baton_client.get_state(client, conversation_id), decision_timeout)
