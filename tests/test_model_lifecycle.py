@@ -138,8 +138,8 @@ def labelled_jsonl(path: Path) -> Path:
     lines = []
     for name, texts in conversations().items():
         label: dict[str, object] = {"escalate": EXPECTED[name]}
-        if name == "missed":
-            label["missed_at"] = 1
+        if name == "missed":  # as `baton export` labels a missed escalation
+            label |= {"missed": True, "from_message": 1, "from_message_id": "m2"}
         messages = [{"role": "customer", "text": t} for t in texts]
         lines.append(json.dumps({"conversation_id": name, "customer": {"id": f"c-{name}", "tier": "smb"},
                                  "messages": messages, "label": label}))  # fmt: skip
@@ -280,11 +280,15 @@ def _jsonl_rows(tmp_path: Path):
 
 
 def test_labelled_jsonl_errors_name_the_field(tmp_path: Path) -> None:
-    line = {"conversation_id": "x", "customer": {"id": "c"}, "label": {"escalate": True, "missed_at": 1},
-            "messages": [{"role": "customer", "text": "hi"}, {"role": "bot", "text": "hello"}]}  # fmt: skip
-    with pytest.raises(LabelledInputError, match=r"x: label.missed_at: 1 is not a customer message"):
+    line = {
+        "conversation_id": "x",
+        "customer": {"id": "c"},
+        "label": {"escalate": True, "missed": True, "from_message": 1},
+        "messages": [{"role": "customer", "text": "hi"}, {"role": "bot", "text": "hello"}],
+    }
+    with pytest.raises(LabelledInputError, match=r"x: label.from_message: 1 is not a customer message"):
         rows_from_jsonl([json.dumps(line)], "f.jsonl", default_classifier(), load_policy(os.environ["BATON_POLICY"]))
-    line["label"] = {"escalate": True, "missed_at": 0, "intent": "world_peace"}
+    line["label"] = {"escalate": True, "missed": True, "from_message": 0, "intent": "world_peace"}
     with pytest.raises(LabelledInputError, match=r"x: label.intent"):
         rows_from_jsonl([json.dumps(line)], "f.jsonl", default_classifier(), load_policy(os.environ["BATON_POLICY"]))
 

@@ -10,9 +10,10 @@ One row is one customer message and one intent it has (`present`) or does not ha
 
 The JSONL is `baton replay`'s (and `baton export`'s): one conversation a line with its `messages` and
 `label`. A label with `escalate: false` on a conversation is a false positive for every customer message
-the parent model reads an escalating intent in (an intent a trigger of the policy uses); `missed_at`
-(the index of M in `messages`) with `intent` marks a missed escalation; `intents`, a list of
-`{"message_index", "intent", "present"}`, gives corrected intents.
+the parent model reads an escalating intent in (an intent a trigger of the policy uses); `missed: true`
+with `from_message` (the index of M in `messages`, as `baton export` writes it) and optionally `intent`
+marks a missed escalation; `intents`, a list of `{"message_index", "intent", "present"}`, gives corrected
+intents.
 
 The store holds no message text: `--from-store` reads the labels there (review labels, missed labels)
 and the messages' text from each conversation's `state` query in Temporal (as `baton export` does).
@@ -65,7 +66,8 @@ class TrainingLabel(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     escalate: bool | None = None
-    missed_at: int | None = Field(default=None, ge=0, description="Index in messages of the message M")
+    missed: bool = False
+    from_message: int | None = Field(default=None, ge=0, description="A missed escalation's message M, its index")
     intent: Intent = Intent.HUMAN_REQUEST
     intents: list[IntentCorrection] = Field(default_factory=list)
 
@@ -120,15 +122,20 @@ def rows_from_jsonl(lines: Iterable[str], source: str, parent: Reader, policy: P
             ]
             continue
         messages = conv.messages
-        for field, index in [("missed_at", label.missed_at), *(("intents", c.message_index) for c in label.intents)]:
+        for field, index in [
+            ("from_message", label.from_message),
+            *(("intents", c.message_index) for c in label.intents),
+        ]:
             if index is not None and (index >= len(messages) or messages[index].role != "customer"):
                 problems.append(f"{source}: {conv.conversation_id}: label.{field}: {index} is not a customer message")
         if problems:
             continue
         ref = conv.conversation_id
-        if label.missed_at is not None:
+        if label.from_message is not None:
             rows.append(
-                DeploymentRow(messages[label.missed_at].text, label.intent, True, "missed", f"{ref}#{label.missed_at}")
+                DeploymentRow(
+                    messages[label.from_message].text, label.intent, True, "missed", f"{ref}#{label.from_message}"
+                )
             )
         elif label.escalate is False:
             for i, message in enumerate(messages):
