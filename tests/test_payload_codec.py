@@ -19,12 +19,13 @@ import pytest
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import History
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from baton.apps.client import close, get_state, handle, send_message
+from baton.apps.client import ConversationClosedError, close, get_state, handle, send_message
 from baton.apps.codec_server import CodecServerConfigError, app_from_settings, serve_codec
 from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn
 from baton.settings import Settings
@@ -252,8 +253,19 @@ async def test_history_holds_no_customer_text_and_replays_with_the_codec(env: Wo
         state = await get_state(client, start.conversation_id)
         assert state.escalation is not None  # the handoff path ran: note, queue, records all went through the codec
         assert state.transcript[0].text == CUSTOMER_TEXT  # with the key, everything reads as before
+        # Failures travel encrypted too (encoded attributes), and read as before: type and message.
+        with pytest.raises(WorkflowUpdateFailedError) as caught:
+            await send_message(
+                client, settings.task_queue, start, MessageIn(message_id="b1", role="bot", text=f"Hi {SECRETS[1]}")
+            )
+        assert isinstance(caught.value.cause, ApplicationError) and caught.value.cause.type == "InvalidMessage"
+        assert "role: the bot may not reply" in str(caught.value.cause)
         await close(client, start.conversation_id, reason="test finished")
         await handle(client, start.conversation_id).result()
+        with pytest.raises(ConversationClosedError):
+            await send_message(
+                client, settings.task_queue, start, MessageIn(message_id="m3", role="customer", text="hi")
+            )
 
     # Without the codec: what the server stores, and what anyone with access to Temporal reads.
     raw_client = Client(env.client.service_client, namespace=env.client.namespace)
@@ -487,3 +499,21 @@ async def _page_text(browser: Browser, page: str, ready: Callable[[str], bool], 
                 return text
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{page} did not show what was expected in {timeout:g} s; it shows:\n{text[:4000]}")
+
+
+def test_cli_makes_keys_and_names_a_bad_key_setting(tmp_path: Path) -> None:
+    baton = str(Path(server_binary("temporal")).with_name("baton"))
+    printed = subprocess.run([baton, "codec", "new-key", "--id", "2026-12"], capture_output=True, text=True, check=True)
+    [key] = parse_keys(printed.stdout)
+    assert key.key_id == "2026-12"
+    path = tmp_path / "keys"
+    for key_id in ("old", "new"):
+        subprocess.run(
+            [baton, "codec", "new-key", "--id", key_id, "--file", str(path)], check=True, capture_output=True
+        )
+    assert [k.key_id for k in keys_from_settings(Settings(codec_key_file=path))] == ["new", "old"]
+    # Any command that talks to Temporal refuses a broken key setting before connecting, naming it.
+    env = {"BATON_CODEC_KEYS": "2026-12:too-short", "BATON_TEMPORAL_ADDRESS": "127.0.0.1:1", "PATH": "/usr/bin:/bin"}
+    broken = subprocess.run([baton, "incident", "status"], capture_output=True, text=True, env=env, timeout=60)
+    assert broken.returncode == 2, broken.stderr
+    assert "BATON_CODEC_KEYS, entry 1" in broken.stderr and "Traceback" not in broken.stderr
