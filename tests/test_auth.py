@@ -432,3 +432,11 @@ def test_baton_keys_create_list_revoke(
         get_settings.cache_clear()
     vouched = read_agent_token(SIGNING.encode(), out.strip(), time.time())
     assert code == 0 and (vouched.integration, vouched.agent_id) == ("zendesk", "alice")
+
+
+def test_a_gateway_that_requires_store_keys_may_listen_beyond_loopback() -> None:
+    from baton.apps.gateway.server import UnsafeGatewayConfig, check_exposure
+
+    check_exposure(Settings(gateway_host="0.0.0.0", gateway_require_key=True))
+    with pytest.raises(UnsafeGatewayConfig):
+        check_exposure(Settings(gateway_host="0.0.0.0"))

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import structlog
 from fastapi import Depends, HTTPException, Request, status
 
 from baton.apps.gateway.credentials import (
@@ -214,6 +215,8 @@ class Guard:
         if too_many is not None:
             raise too_many
         request.state.caller = caller
+        # Each request runs in its own task: the integration is named on every line this request logs.
+        structlog.contextvars.bind_contextvars(integration=caller.name)
         return caller
 
 
