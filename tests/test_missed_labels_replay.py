@@ -3,13 +3,17 @@ from the customer message the label names; an escalation after it is a miss."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from baton.apps import evaluation
 from baton.apps.export import label_for, transcript_line
 from baton.apps.replay.summary import evaluation_lines
 from baton.apps.replay.transcripts import ReplayConversation
+from baton.apps.tune.conversations import read_scored
+from baton.apps.tune.decide import decide
 from baton.contract.messages import ConversationStart, ConversationState, Escalation, Signals, TranscriptEntry
+from baton.policies import load_policy
 
 NOW = datetime(2026, 10, 5, 9, 0, tzinfo=UTC)
 
@@ -65,6 +69,13 @@ def test_a_missed_label_exports_as_escalate_from_its_message() -> None:
     assert "signals" not in line["messages"][1]
     conv = ReplayConversation.model_validate(line)
     assert conv.label is not None and conv.label.from_message == 2
+    # `baton policy tune` reads the same line with its recorded scores, and the engine decides on them.
+    (scored,) = read_scored([json.dumps(line)], "export.jsonl")
+    assert scored.messages[2].signals is not None and scored.messages[2].signals.probabilities
+    decided = decide(load_policy("default"), scored)
+    assert (decided.at_message, decided.trigger_ids) == (0, ["billing_dispute"])
+    assert not evaluation.is_true_positive(decided.model_copy(update={"at_message": 3}))
+    assert evaluation.is_true_positive(decided)
 
 
 def _record(conversation_id: str, at: int | None, label: dict) -> dict:
