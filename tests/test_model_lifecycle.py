@@ -201,6 +201,16 @@ async def test_labels_train_compare_promote_rollback(env: WorkflowEnvironment, t
             if name not in ("fp", "missed"):
                 assert [adapted.score(t).intents for t in texts] == [shipped.score(t).intents for t in texts], name
         assert (WEIGHTS_DIR / MODEL_FILE).read_bytes() != (models_dir / version / MODEL_FILE).read_bytes()
+        # The command does the same from the store (texts from this worker's state queries): the same version.
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "baton.apps.cli", "model", "train", "--from-store", "--database-url", database_url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "BATON_MODELS_DIR": str(models_dir),
+                 "BATON_TEMPORAL_ADDRESS": client.service_client.config.target_host},
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(command.communicate(), 300)
+        assert command.returncode == 0, err.decode()
+        assert out.decode().strip() == version
 
         # 4. Promote: a conversation already running keeps the shipped model; new ones get the adapted one.
         running = start("running")
