@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
 from temporalio.client import Client
@@ -31,6 +31,9 @@ STATUS_CACHE_SECONDS = 1.0
 # operations workflow answers queries through a workflow task, which queues behind every other task
 # on a busy worker; no decision waits for that.
 STATUS_READ_BOUND_SECONDS = 0.5
+# A read stuck behind an overloaded server is abandoned after this (the server's own limit is 30 s), so the
+# next escalation starts a fresh one instead of living on the last known state for half a minute.
+STATUS_QUERY_TIMEOUT = timedelta(seconds=5)
 
 
 class SurgeReader:
@@ -62,7 +65,7 @@ class SurgeReader:
     async def _read(self) -> OperationsStatus:
         try:
             status = await self._client.get_workflow_handle(operations_workflow_id(self._task_queue)).query(
-                OperationsWorkflow.status, result_type=OperationsStatus
+                OperationsWorkflow.status, result_type=OperationsStatus, rpc_timeout=STATUS_QUERY_TIMEOUT
             )
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
