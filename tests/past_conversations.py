@@ -7,7 +7,7 @@ failure modes are planted, each with its own wording, its own outcome and a fixe
 
 | mode | what happens | the signal |
 |---|---|---|
-| billing_loop | a disputed charge; the bot repeats the same refund-policy answer for 8-12 turns | many turns |
+| billing_loop | a disputed charge; the bot repeats one answer for 8-12 turns (1 in 16 abandoned) | many turns |
 | password_hand | a password reset or login failure; an agent takes over, the bot never escalated | hand escalation |
 | shipping_low_csat | a late parcel; the bot answers with tracking boilerplate; CSAT 1-2 | low CSAT |
 | cancellation_abandoned | a cancellation; the bot offers discounts; the customer leaves | abandonment |
@@ -46,6 +46,10 @@ PLANTED_COUNTS: dict[str, int] = {
 }
 HEALTHY = 290
 NOISE = 10
+# Real modes are not clean: one billing loop in 16 ends with the customer leaving instead, so its
+# conversations count as abandoned (too few to be a scenario type of their own).
+DRIFT_EVERY = 16
+DRIFTED = {"billing_loop": PLANTED_COUNTS["billing_loop"] // DRIFT_EVERY}
 
 PRODUCTS = ["Pro plan", "Team plan", "Starter plan", "annual plan", "Business plan"]
 AMOUNTS = ["$49", "$99", "$120", "$240", "$18.50", "$310"]
@@ -242,13 +246,6 @@ HEALTHY_QUESTIONS = [
     ("What file types can I upload?", "CSV, XLSX and JSON files up to 100 MB."),
 ]
 THANKS = ["Thanks, that worked!", "Perfect, thank you", "Great, that solved it", "Got it, thanks for the help"]
-NOISE_OPEN = [
-    "How do I download last month's invoice?",
-    "Which browsers do you support?",
-    "Is there a dark mode?",
-    "Where can I track my order?",
-    "How do I rename a dashboard?",
-]
 
 
 def _conversation(
@@ -294,9 +291,11 @@ def _agent(turns: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [*turns, ("agent", "Hi, I'm taking over from here and will sort this out for you.")]
 
 
-def _planted(rng: random.Random, mode: str, number: int) -> dict[str, Any]:
+def _planted(rng: random.Random, mode: str, number: int, drift: bool = False) -> dict[str, Any]:
     if mode == "billing_loop":
         turns = _dialogue(rng, BILLING_OPEN, BILLING_FOLLOW, BILLING_BOT, rng.randrange(8, 13))
+        if drift:
+            return _conversation(rng, number, turns, csat=None, abandoned=True)
         return _conversation(rng, number, turns, csat=rng.choice([1, 2, 3, None]))
     if mode == "password_hand":
         turns = _agent(_dialogue(rng, PASSWORD_OPEN, PASSWORD_FOLLOW, PASSWORD_BOT, rng.randrange(2, 5)))
@@ -353,13 +352,16 @@ def generate(seed: int = SEED) -> list[Planted]:
     modes += ["healthy"] * HEALTHY + ["noise"] * NOISE
     rng.shuffle(modes)
     planted = []
+    seen: dict[str, int] = {}
     for number, mode in enumerate(modes, start=1):
+        seen[mode] = seen.get(mode, 0) + 1
         if mode == "healthy":
             line = _healthy(rng, number)
         elif mode == "noise":
             line = _noise(rng, number)
         else:
-            line = _planted(rng, mode, number)
+            drift = mode in DRIFTED and seen[mode] % DRIFT_EVERY == 0
+            line = _planted(rng, mode, number, drift)
         planted.append(Planted(line, mode))
     return planted
 

@@ -3,7 +3,8 @@ scenario types, each with its count and the trigger that would have caught it, a
 `baton policy check`.
 
 The set (tests/past_conversations.py, seeded): 624 conversations, 290 that went well, 10 that went wrong
-once for no pattern, and nine planted modes. What each mode must come back as:
+once for no pattern, and nine planted modes (three of the 48 billing loops end abandoned instead, as real
+modes are not clean). What each mode must come back as:
 
 | planted mode | scenario type's shortfall | grouped by | suggested trigger | urgency |
 |---|---|---|---|---|
@@ -19,7 +20,7 @@ once for no pattern, and nine planted modes. What each mode must come back as:
 
 "Comes back" means: one listed scenario type holds at least 90% of the mode's conversations, and at least
 90% of that scenario type's conversations are of the mode; no two modes share a scenario type; the noise
-forms none.
+forms none, and neither do the three abandoned billing loops.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def test_each_planted_mode_comes_back_as_a_scenario_type(audited: dict[str, Any]
     scenario = _scenario_of(result, planted)
     members = set(scenario["conversation_ids"])
     assert len(planted & members) >= RECOVERED * len(planted), (mode, scenario["key"], scenario["count"])
+    assert scenario["count"] <= len(planted) - past_conversations.DRIFTED.get(mode, 0)
     assert len(planted & members) >= RECOVERED * scenario["count"], (mode, scenario["key"], scenario["count"])
     assert scenario["count"] == len(members)
     assert scenario["share"] == pytest.approx(scenario["count"] / result["conversations"], abs=1e-4)
@@ -130,8 +132,13 @@ def test_modes_are_told_apart_and_noise_is_no_scenario_type(audited: dict[str, A
     for scenario in result["scenario_types"]:
         found = Counter(modes[c] for c in scenario["conversation_ids"])
         assert found["noise"] + found["healthy"] <= 0.1 * scenario["count"], scenario["key"]
-    # The ten noisy conversations are listed apart, in groups too small to be a pattern.
-    assert sum(s["count"] for s in result["smaller"]) == past_conversations.NOISE
+    # The noisy conversations, and the billing loops that ended abandoned, are listed apart, in groups too
+    # small to be a pattern.
+    drifted = sum(past_conversations.DRIFTED.values())
+    assert sum(s["count"] for s in result["smaller"]) == past_conversations.NOISE + drifted
+    assert {"key": "billing_dispute/abandoned", "count": drifted, "shortfall": "abandoned"}.items() <= next(
+        s for s in result["smaller"] if s["key"] == "billing_dispute/abandoned"
+    ).items()
     assert all(s["count"] < result["min_count"] for s in result["smaller"])
 
 
@@ -152,7 +159,7 @@ def test_the_draft_policy_passes_policy_check_and_carries_the_suggestions(audite
     assert policy.segments == load_policy("default").segments
     text = draft.read_text()
     assert text.index("id: billing_dispute") < text.index("id: severe_distress")  # suggestions come first
-    assert "48 conversations" in text  # the evidence sits beside each suggested trigger
+    assert "many back-and-forth turns: 45 conversations (7.2%), median 10 turns" in text  # the evidence
 
 
 def test_the_chart_is_a_png(audited: dict[str, Any]) -> None:
