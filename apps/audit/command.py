@@ -41,9 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="find the scenario types where the bot falls short in past conversations, and draft triggers",
         description=(
             "Read past conversations (Baton's export, or a helpdesk export: docs/audit.md), find those where the "
-            "bot fell short (an agent took over by hand, the customer gave up, many back-and-forth turns, low "
-            "CSAT), group them by the classifier's intent or, without one, by embedding clusters, and list each "
-            "scenario type with its count, share, median turns, examples and a suggested trigger and urgency."
+            "bot fell short (marked a missed escalation, an agent took over by hand, the customer gave up, many "
+            "back-and-forth turns, low CSAT), group them by the classifier's intent or, without one, by embedding "
+            "clusters, and list each scenario type with its count, share, median turns, examples and a suggested "
+            "trigger and urgency."
         ),
         epilog="Exit status: 0 done, 2 bad input or an output that cannot be written.",
     )
