@@ -2,8 +2,10 @@
 
 The Temporal Web UI (`--ui-codec-endpoint`) and CLI (`--codec-endpoint`) POST `{"payloads": [...]}` (protobuf
 JSON, bytes as base64) to `<endpoint>/decode` and `<endpoint>/encode` and get the same shape back. Every
-request needs a token: `Authorization: Bearer <token>` with one of BATON_CODEC_SERVER_TOKENS or the gateway's
-API key (the UI sends the signed-in user's token this way when "pass access token" is on, over HTTPS only), or,
+request needs a token: `Authorization: Bearer <token>` (or `X-API-Key`) with one of BATON_CODEC_SERVER_TOKENS,
+the gateway's API key, or an integration key with the `operator` or `admin` scope (`baton keys create`; a chat
+backend's or helpdesk's key decrypts nothing); the UI sends the signed-in user's token this way when "pass access
+token" is on, over HTTPS only. Or,
 for a UI that has no sign-in (the dev server), one of BATON_CODEC_SERVER_TOKENS as the endpoint's first path
 segment: `--ui-codec-endpoint http://127.0.0.1:8081/<token>`. Browsers are let in (CORS) from the configured
 UI origins only; a request from any other origin is refused before its token is looked at.
@@ -37,6 +39,9 @@ ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
 ALLOWED_METHODS = "POST, OPTIONS"
 
 Convert = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]
+KeyCheck = Callable[[str], Awaitable[bool]]
+# Reading customer text is an operator's business: integration keys with these scopes may decrypt.
+DECRYPT_SCOPES = ("operator", "admin")
 
 
 class CodecServerConfigError(RuntimeError):
@@ -57,10 +62,17 @@ def tokens_from_settings(settings: Settings) -> tuple[list[str], list[str]]:
 class _Guard:
     """Origins and tokens; comparisons in constant time."""
 
-    def __init__(self, origins: Sequence[str], tokens: Sequence[str], header_only: Sequence[str]) -> None:
+    def __init__(
+        self,
+        origins: Sequence[str],
+        tokens: Sequence[str],
+        header_only: Sequence[str],
+        key_check: KeyCheck | None = None,
+    ) -> None:
         self.origins = [o.rstrip("/") for o in origins]
         self._tokens = [t.encode() for t in tokens]
         self._header = [*self._tokens, *(k.encode() for k in header_only)]
+        self._key_check = key_check
 
     def origin_allowed(self, origin: str | None) -> bool:
         return origin is None or origin.rstrip("/") in self.origins
@@ -71,14 +83,17 @@ class _Guard:
         # Every entry is compared, so the time taken does not tell which one nearly matched.
         return any([hmac.compare_digest(given, expected) for expected in accepted])
 
-    def authorised(self, request: Request, path_token: str | None) -> bool:
+    async def authorised(self, request: Request, path_token: str | None) -> bool:
         if path_token is not None:
             return self._matches(path_token, self._tokens)
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and credential.strip():
-            return self._matches(credential.strip(), self._header)
-        api_key = request.headers.get("x-api-key")
-        return bool(api_key) and self._matches(api_key, self._header)
+        given = credential.strip() if scheme.lower() == "bearer" else ""
+        given = given or request.headers.get("x-api-key", "").strip()
+        if not given:
+            return False
+        if self._matches(given, self._header):
+            return True
+        return self._key_check is not None and await self._key_check(given)
 
 
 def _cors_headers(origin: str | None) -> dict[str, str]:
@@ -110,10 +125,15 @@ async def _read_limited(request: Request) -> bytes | None:
 
 
 def create_codec_app(
-    codec: EncryptionCodec, *, origins: Sequence[str], tokens: Sequence[str], header_only: Sequence[str] = ()
+    codec: EncryptionCodec,
+    *,
+    origins: Sequence[str],
+    tokens: Sequence[str],
+    header_only: Sequence[str] = (),
+    key_check: KeyCheck | None = None,
 ) -> Starlette:
     """The ASGI app: POST /encode and /decode (also under /<token>/), CORS preflight for the allowed origins."""
-    guard = _Guard(origins, tokens, header_only)
+    guard = _Guard(origins, tokens, header_only, key_check)
 
     async def preflight(request: Request) -> Response:
         origin = request.headers.get("origin")
@@ -134,7 +154,7 @@ def create_codec_app(
             origin = request.headers.get("origin")
             if not guard.origin_allowed(origin):
                 return _error(403, f"origin {origin!r} is not allowed", None, guard)
-            if not guard.authorised(request, request.path_params.get("token")):
+            if not await guard.authorised(request, request.path_params.get("token")):
                 return _error(401, "a codec token is required (Authorization: Bearer <token>)", origin, guard)
             body = await _read_limited(request)
             if body is None:
@@ -178,11 +198,31 @@ def app_from_settings(settings: Settings) -> Starlette:
         raise CodecServerConfigError("no payload key: set BATON_CODEC_KEYS or BATON_CODEC_KEY_FILE")
     tokens, header_only = tokens_from_settings(settings)
     if not tokens and not header_only:
+        # Integration keys alone are not enough to start: the dev UI and the CLI's first use need a token.
         raise CodecServerConfigError(
             "the codec server needs a token: set BATON_CODEC_SERVER_TOKENS (or BATON_GATEWAY_API_KEY)"
         )
     origins = _split(settings.codec_server_origins)
-    return create_codec_app(EncryptionCodec(keys), origins=origins, tokens=tokens, header_only=header_only)
+    return create_codec_app(
+        EncryptionCodec(keys),
+        origins=origins,
+        tokens=tokens,
+        header_only=header_only,
+        key_check=integration_key_check(settings),
+    )
+
+
+def integration_key_check(settings: Settings) -> KeyCheck:
+    """Whether a key is one of the store's integration keys (as the gateway checks them) with a decrypt scope."""
+    from baton.apps.gateway.auth import KeyRing
+
+    ring = KeyRing(settings)
+
+    async def check(key: str) -> bool:
+        caller = await ring.caller_for_key(key)
+        return caller is not None and caller.allows(DECRYPT_SCOPES)
+
+    return check
 
 
 async def serve_codec(

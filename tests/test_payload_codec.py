@@ -359,6 +359,14 @@ async def test_codec_server_decodes_only_for_a_token_and_the_ui_origin() -> None
         assert (await http.post("/decode", json=body, headers={"X-API-Key": gateway_key})).status_code == 200
         assert (await http.post(f"/{gateway_key}/decode", json=body)).status_code == 401
 
+        # Integration keys from the store: an operator's decrypts, a chat backend's does not.
+        operator, chat_backend = await _store_key("ops", ["operator"]), await _store_key("chat", ["messages"])
+        assert (await http.post("/decode", json=body, headers={"X-API-Key": operator})).status_code == 200
+        assert (
+            await http.post("/decode", json=body, headers={"Authorization": f"Bearer {operator}"})
+        ).status_code == 200
+        assert (await http.post("/decode", json=body, headers={"X-API-Key": chat_backend})).status_code == 401
+
         ok = await http.post(
             "/decode", json=body, headers={"Authorization": f"Bearer {TOKEN}", "X-Namespace": "default"}
         )
@@ -408,6 +416,24 @@ async def test_codec_server_decodes_only_for_a_token_and_the_ui_origin() -> None
             "/decode", content=b"x" * (9 * 1024 * 1024), headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert huge.status_code == 413
+
+
+async def _store_key(name: str, scopes: list[str]) -> str:
+    """An integration key in the tests' store, as `baton keys create` makes one."""
+    from datetime import UTC, datetime
+
+    from baton.apps.gateway.credentials import new_key
+    from baton.store.api_keys import add_key
+    from baton.store.database import create_engine, session_factory
+
+    engine = create_engine(Settings().database_url)
+    made = new_key()
+    try:
+        async with session_factory(engine).begin() as session:
+            await add_key(session, made.key_id, name, scopes, made.secret_hash, datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    return made.key
 
 
 def test_codec_server_refuses_to_start_open_or_without_a_key() -> None:
