@@ -281,6 +281,35 @@ def test_every_v1_route_declares_its_scopes(client: Client, keyed_settings: Sett
     assert declared["GET /v1/operations"] == ("operator",)
     assert declared["GET /v1/conversations/{conversation_id}"] == ("operator", "agent")
     assert declared["POST /v1/conversations/{conversation_id}/messages"] == ("messages", "agent")
+    assert declared["POST /v1/keys"] == declared["GET /v1/keys"] == ("admin",)
+
+
+async def test_an_admin_key_manages_keys_over_http_and_nothing_else_does(
+    gateway: httpx.AsyncClient, store: str
+) -> None:
+    admin = await _add(store, "key-admin", "admin")
+    lead = await _add(store, "support-lead", "operator")
+    assert (await gateway.get("/v1/keys", headers=_as(lead))).status_code == 403
+    assert (
+        await gateway.post("/v1/keys", json={"name": "x", "scopes": ["admin"]}, headers=_as(lead))
+    ).status_code == 403
+    bad = await gateway.post("/v1/keys", json={"name": "x", "scopes": ["root"]}, headers=_as(admin))
+    assert bad.status_code == 422 and "scopes" in bad.text
+    made = await gateway.post("/v1/keys", json={"name": "chat", "scopes": ["messages"]}, headers=_as(admin))
+    assert made.status_code == 201, made.text
+    new = made.json()
+    assert new["scopes"] == ["messages"] and key_id_of(new["key"]) == new["key_id"]
+    listed = (await gateway.get("/v1/keys", headers=_as(admin))).json()
+    assert new["key_id"] in [key["key_id"] for key in listed] and new["key"] not in str(listed)
+    await asyncio.sleep(CACHE_SECONDS + 0.1)  # a new key is read within the cache time
+    url = f"/v1/conversations/{_conversation()}/messages"
+    assert (await gateway.post(url, json=_body("hello"), headers=_as(new["key"]))).status_code == 200
+    assert (await gateway.get("/v1/keys", headers=_as(new["key"]))).status_code == 403
+    revoked = await gateway.delete(f"/v1/keys/{new['key_id']}", headers=_as(admin))
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert (await gateway.delete(f"/v1/keys/{new['key_id']}", headers=_as(admin))).status_code == 404
+    await asyncio.sleep(CACHE_SECONDS + 0.1)
+    assert (await gateway.post(url, json=_body("again"), headers=_as(new["key"]))).status_code == 401
 
 
 # --- Rate limits ------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.security import APIKeyHeader
 from temporalio.client import Client
 
-from baton.apps.gateway import agents, chatwoot, conversations, docs, health, metrics, operations, ops
+from baton.apps.gateway import agents, chatwoot, conversations, docs, health, keys, metrics, operations, ops
 from baton.apps.gateway.auth import AGENT_TOKEN_HEADER, Guard
 from baton.apps.gateway.body_limit import DEFAULT_MAX_BODY_BYTES, BodyLimit
 from baton.apps.gateway.errors import validation_failed
@@ -91,6 +91,7 @@ def create_app(
     v1.include_router(conversations.router(client, settings, decision_timeout, scorer))
     v1.include_router(agents.router(client, decision_timeout, settings))
     v1.include_router(operations.router(client, settings, decision_timeout))
+    v1.include_router(keys.router(settings))
     app.include_router(v1)
     if settings.chatwoot_account_id:
         # Outside /v1: Chatwoot cannot send the API key; it signs its events (docs/chatwoot.md).
