@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from baton.classifier.model import Embedder
 from baton.domain.text import STOPWORDS, words
 
 MAX_CLUSTERS = 10
@@ -37,10 +38,10 @@ def sklearn_available() -> bool:
     return importlib.util.find_spec("sklearn") is not None
 
 
-def conversation_vectors(embedder: object, texts_per_conversation: Sequence[Sequence[str]]) -> np.ndarray:
+def conversation_vectors(embedder: Embedder, texts_per_conversation: Sequence[Sequence[str]]) -> np.ndarray:
     """One unit-length row per conversation: the mean of its customer messages' embeddings."""
     flat = [t for texts in texts_per_conversation for t in texts]
-    vectors = embedder.embed(flat) if flat else np.zeros((0, 1), dtype=np.float32)  # type: ignore[attr-defined]
+    vectors = embedder.embed(flat) if flat else np.zeros((0, 1), dtype=np.float32)
     out = np.zeros((len(texts_per_conversation), vectors.shape[1]), dtype=np.float64)
     offset = 0
     for row, texts in enumerate(texts_per_conversation):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from baton.apps.audit.loading import PastConversation
 from baton.apps.audit.shortfalls import Shortfall, Thresholds, shortfalls
+from baton.classifier.scorer import Scorer
 from baton.contract.labels import Intent, Topic
 from baton.contract.scoring import MessageScores
 from baton.domain.text import content_terms, similarity
@@ -36,12 +36,6 @@ BOT_REPEATS, BOT_SIMILARITY = 2, 0.7
 CUSTOMER_REPEATS, CUSTOMER_SIMILARITY = 3, 0.5
 
 
-class MessageScorer(Protocol):
-    version: str
-
-    def score(self, text: str) -> MessageScores: ...
-
-
 @dataclass(frozen=True)
 class Reading:
     conversation: PastConversation
@@ -61,7 +55,7 @@ class Reading:
         return self.shortfalls[0] if self.shortfalls else None
 
 
-def score_texts(scorer: MessageScorer, texts: Sequence[str], batch: int = BATCH) -> list[MessageScores]:
+def score_texts(scorer: Scorer, texts: Sequence[str], batch: int = BATCH) -> list[MessageScores]:
     """Scores of every text, in batches where the scorer has `score_many` (the shipped model does)."""
     many = getattr(scorer, "score_many", None)
     if many is None:
@@ -116,7 +110,7 @@ def read_conversation(
     )
 
 
-def read_all(conversations: Sequence[PastConversation], scorer: MessageScorer, thresholds: Thresholds) -> list[Reading]:
+def read_all(conversations: Sequence[PastConversation], scorer: Scorer, thresholds: Thresholds) -> list[Reading]:
     """Every conversation read, its customer messages scored in batches across conversations."""
     texts_per = [c.customer_texts for c in conversations]
     flat = [t for texts in texts_per for t in texts]

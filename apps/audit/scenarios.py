@@ -21,9 +21,11 @@ import numpy as np
 
 from baton.apps.audit import clustering
 from baton.apps.audit.loading import PastConversation
-from baton.apps.audit.reading import MessageScorer, Reading, read_all
+from baton.apps.audit.reading import Reading, read_all
 from baton.apps.audit.shortfalls import SHORTFALL_TEXT, Shortfall, Thresholds
 from baton.apps.audit.suggestions import Context, Suggestion, suggest
+from baton.classifier.model import Embedder
+from baton.classifier.scorer import Scorer
 from baton.contract.labels import Intent, Topic
 from baton.policies.schema import Policy
 
@@ -184,7 +186,7 @@ def _intent_groups(failing: Sequence[Reading]) -> list[_Group]:
 
 
 def _cluster_groups(
-    failing: Sequence[Reading], embedder: object | None, seed: int, min_count: int
+    failing: Sequence[Reading], embedder: Embedder | None, seed: int, min_count: int
 ) -> tuple[list[_Group], str]:
     rest = [r for r in failing if r.intent is None and r.texts]
     # Nothing the customer wrote to group by: one group of its own, never a point in the clustering.
@@ -232,7 +234,7 @@ def _healthy_context(readings: Sequence[Reading], base: Policy, thresholds: Thre
 
 def find_scenarios(
     conversations: Sequence[PastConversation],
-    scorer: MessageScorer,
+    scorer: Scorer,
     base: Policy,
     *,
     thresholds: Thresholds | None = None,
