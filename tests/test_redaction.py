@@ -162,3 +162,15 @@ def test_tickets_and_pages_are_redacted_whole() -> None:
                        details={"customer_id": "jo@x.io"})  # fmt: skip
     assert redact_page(page).summary == "Customer [email] escalated 3 times"
     assert redact_page(page).details == {"customer_id": "[email]"}
+
+
+def test_hostile_text_is_redacted_without_runaway_backtracking() -> None:
+    """Each pattern is linear on long runs of the characters it matches (8,000 characters, the message limit)."""
+    import time
+
+    cases = ["1-" * 4000, "1 " * 4000, "1" * 8000, "a@" + "b." * 3999, "+1 " * 2666, "GB82 " + "AB12 " * 1599,
+             "(12) " * 1600, "a" * 8000, ("x" * 50 + "@") * 150]  # fmt: skip
+    started = time.perf_counter()
+    for text in cases:
+        redact(text[:8000])
+    assert time.perf_counter() - started < 3  # about 50 ms on a loaded machine; quadratic would be minutes
