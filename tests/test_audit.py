@@ -276,6 +276,8 @@ def test_bad_lines_are_named_by_line_and_field(tmp_path: Path) -> None:
         (["nowhere.jsonl"], "nowhere.jsonl: cannot read: No such file or directory"),
         (["past.jsonl", "--policy-out", "no/draft.yaml"], "error: no/draft.yaml: cannot write: no such directory no"),
         (["past.jsonl", "--policy", "missing-policy"], "cannot read"),
+        (["past.jsonl", "--low-csat", "7"], "argument --low-csat: CSAT is 1-5, got 7"),
+        (["past.jsonl", "--many-turns", "0"], "argument --many-turns: must be at least 1, got 0"),
     ],
 )
 def test_unusable_files_exit_2_before_any_scoring(
