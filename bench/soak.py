@@ -270,6 +270,7 @@ async def load(conversations: int, seconds: float, folder: Path, sticky_seconds:
     stack.start_worker()
     stack.start_gateway()
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {"first": [], "escalation": [], "other": []}
     statuses: dict[int, int] = {}
     try:
         await stack.wait_gateway()
@@ -288,6 +289,8 @@ async def load(conversations: int, seconds: float, folder: Path, sticky_seconds:
                     began = time.monotonic()
                     response = await http.post(f"/v1/conversations/{conversation}/messages", json=body)
                     latencies.append(time.monotonic() - began)
+                    kind = "escalation" if text == PERSON else "first" if n % escalate_every == 0 else "other"
+                    by_kind[kind].append(latencies[-1])
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                     n += 1
                     if n % escalate_every == 0:
@@ -314,6 +317,11 @@ async def load(conversations: int, seconds: float, folder: Path, sticky_seconds:
                 "p95_seconds": round(percentile(latencies, 95), 3),
                 "p99_seconds": round(percentile(latencies, 99), 3),
                 "max_seconds": round(max(latencies), 3),
+                # A conversation's first message starts its workflow; an escalation joins the queue.
+                "p50_p99_by_kind": {
+                    kind: [round(percentile(values, 50), 2), round(percentile(values, 99), 2), len(values)]
+                    for kind, values in by_kind.items()
+                },
                 "surge_check_timeouts_in_worker_log": len(surge_lines),
                 "surge_background_reads_failed": len(reads_failed),
                 "sticky_queue_seconds": sticky_seconds,
