@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from baton.domain.redaction import iban_valid, luhn_valid, redact
+from tests.test_store import db_url, postgres_prefix  # noqa: F401  (fixtures: SQLite, and PostgreSQL when set)
 
 
 @pytest.mark.parametrize(
@@ -174,3 +175,57 @@ def test_hostile_text_is_redacted_without_runaway_backtracking() -> None:
     for text in cases:
         redact(text[:8000])
     assert time.perf_counter() - started < 3  # about 50 ms on a loaded machine; quadratic would be minutes
+
+
+async def test_the_store_keeps_free_text_redacted(db_url: str) -> None:  # noqa: F811
+    """No transcript column exists; the free text the store does hold is written without personal data."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from baton.contract.records import EscalationRecord, IncidentRecord, ReviewLabelRecord
+    from baton.store import records
+    from baton.store.database import create_engine, migrate_async, session_factory
+    from baton.store.models import Incident, MissedLabel, ReviewLabel
+
+    await migrate_async(db_url)
+    now = datetime.now(UTC)
+    quoted = "customer jo@x.io paid with 4111 1111 1111 1111, call +44 20 7946 0958; order 1234 5678 9012 3456"
+    engine = create_engine(db_url)
+    try:
+        async with session_factory(engine).begin() as session:
+            await records.record_incident(
+                session, IncidentRecord(id="ops:1", description=quoted, started_at=now, declared_by="lead")
+            )
+            await records.record_escalation(
+                session,
+                EscalationRecord(
+                    conversation_id="c1",
+                    message_id="m1",
+                    customer_id="cust-1",
+                    channel="chat",
+                    escalated_at=now,
+                    urgency="queued",
+                    messages_to_escalation=1,
+                ),
+            )
+            await records.record_review_label(
+                session,
+                ReviewLabelRecord(escalation_id="c1:m1", reviewer="rev", necessary=False, labelled_at=now, note=quoted),
+            )
+            await records.record_missed_label(
+                session,
+                records.MissedLabelRecord(
+                    conversation_id="c1", message_id="m1", reviewer="rev", labelled_at=now, note=quoted
+                ),
+            )
+        async with session_factory(engine)() as session:
+            stored = [
+                (await session.scalar(select(Incident.description))),
+                (await session.scalar(select(ReviewLabel.note))),
+                (await session.scalar(select(MissedLabel.note))),
+            ]
+    finally:
+        await engine.dispose()
+    expected = "customer [email] paid with [card], call [phone]; order 1234 5678 9012 3456"
+    assert stored == [expected] * 3
