@@ -56,6 +56,8 @@ class SurgeReader:
             return self._last
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.create_task(self._read())
+            # Its callers may all have gone on without it: an error is retrieved here, never logged as lost.
+            self._refresh.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
             return await asyncio.wait_for(asyncio.shield(self._refresh), bound)
         except TimeoutError:
