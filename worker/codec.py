@@ -13,7 +13,7 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,11 +177,6 @@ def codec_from_settings(settings: Settings) -> EncryptionCodec | None:
     """The codec for the configured keys, or None when no key is configured (payloads stay plain)."""
     keys = keys_from_settings(settings)
     return EncryptionCodec(keys) if keys else None
-
-
-def encrypted(payloads: Iterable[Payload]) -> bool:
-    """True when every payload is encrypted."""
-    return all(p.metadata.get("encoding") == ENCODING for p in payloads)
 
 
 def add_key_to_file(path: Path, key_id: str) -> CodecKey:
