@@ -14,12 +14,6 @@ class Scorer(Protocol):
     def score(self, text: str) -> MessageScores: ...
 
 
-class PinnedScorer(Scorer, Protocol):
-    """A scorer that can also give the model version a conversation pinned (baton.classifier.registry)."""
-
-    def for_version(self, version: str) -> Scorer | None: ...
-
-
 def scorer_for(settings: Settings) -> Scorer:
     """The configured scorer, loaded once per process (`BATON_CLASSIFIER`: model or rules). With the model,
     the deployment's promoted version (`BATON_MODELS_DIR`/registry.json), else the shipped one."""
@@ -29,11 +23,14 @@ def scorer_for(settings: Settings) -> Scorer:
         return RuleScorer()
     from baton.classifier.registry import selector_for
 
-    return selector_for(settings.models_dir)
+    selector = selector_for(settings.models_dir)
+    selector.current()  # loaded now, so a missing or damaged model stops a worker or gateway at start
+    return selector
 
 
 def pinned_scorer(scorer: Scorer, version: str | None) -> Scorer:
-    """The scorer of a conversation's pinned version where the scorer has it, else the scorer itself."""
+    """The scorer of a conversation's pinned version where the scorer has it (a `for_version(version)` method, as
+    baton.classifier.registry.ModelSelector has), else the scorer itself."""
     if version is None or version == scorer.version:
         return scorer
     for_version = getattr(scorer, "for_version", None)
