@@ -430,13 +430,14 @@ async def test_keys_are_stored_hashed_and_revocable(db_url: str) -> None:  # noq
 def test_baton_keys_create_list_revoke(
     store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from baton.apps.cli import main
+    from baton.apps.cli import build_parser
 
     def run(*argv: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exit_:
-            main(list(argv))
+        # The command as `baton` runs it, without main()'s logging set-up (which would keep the captured stream).
+        args = build_parser().parse_args(list(argv))
+        code = args.func(args)
         out, err = capsys.readouterr()
-        return int(exit_.value.code or 0), out, err
+        return code, out, err
 
     code, out, _ = run("keys", "create", "zendesk", "--scope", "agent,operator", "--database-url", store)
     assert code == 0
