@@ -101,7 +101,9 @@ class GatewayMetrics:
         for queue, waiting in zip(queues, entries, strict=True):
             self.queue_depth.labels(queue=queue).set(len(waiting))
             oldest = min((entry.enqueued_at for entry in waiting), default=None)
-            self.oldest_wait.labels(queue=queue).set((now - oldest).total_seconds() if oldest else 0)
+            # Enqueue times are workflow time; a clock a little behind it must not report a negative wait.
+            wait = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+            self.oldest_wait.labels(queue=queue).set(wait)
         self.surge.clear()
         self.surge.labels(reason=operations.reason or "none").set(1 if operations.surge else 0)
         self.waiting.set(operations.waiting)
