@@ -17,7 +17,9 @@ import pytest
 SUITE = Path("models/written/eval_conversations.jsonl")
 # Rows the shipped model still decides wrongly: listed, so that a model that fixes one fails this test
 # until the row is moved back (strict), and the gap stays visible.
-KNOWN_MISSES: dict[str, str] = {}
+KNOWN_MISSES = {
+    "wr-table-lawyer": "the model misses the legal threat in a conditional sentence",
+}
 TABLE = (
     "wr-table-representative",
     "wr-table-executive",
