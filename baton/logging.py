@@ -11,6 +11,31 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """A structlog logger that writes each line to the `sys.stderr` of the moment it logs.
+
+    Holding on to the stream found at set-up breaks when that stream is replaced and closed later (a
+    command run in-process under a test runner's capture, a daemon re-pointing its output).
+    """
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+
+
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler bound to whatever `sys.stderr` is when a record is written (see `_CurrentStderr`)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
@@ -25,11 +50,11 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: _CurrentStderr(),
         cache_logger_on_first_use=False,
     )
     # Route the standard library's logs (temporalio, uvicorn) through the same renderer.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer], foreign_pre_chain=shared
