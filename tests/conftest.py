@@ -6,6 +6,7 @@ test gets its own task queue so workers never steal each other's tasks.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -16,6 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -124,3 +126,20 @@ async def client(env: WorkflowEnvironment) -> Client:
 async def worker(env: WorkflowEnvironment, settings: Settings) -> AsyncIterator[None]:
     async with build_worker(env.client, settings):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> object:
+    """Each test starts with the logging set-up the previous one found.
+
+    Commands run in-process (`baton audit`, `baton policy tune`, ...) configure logging, some at WARNING:
+    left in place, they would filter the info events a later test captures with `capture_logs`.
+    """
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**config)
+    root.handlers = handlers
+    root.setLevel(level)
+
