@@ -30,6 +30,7 @@ from baton.settings import Settings
 from baton.worker.connection import DATA_CONVERTER
 from baton.worker.telemetry import metrics_runtime
 from baton.worker.wiring import build_worker
+from tests.conftest import time_skipping_server
 from tests.loopback import serving
 from tests.test_handoff_note import GOOD_NOTE
 
@@ -129,9 +130,18 @@ async def eventually(url: str, ready: Any, timeout: float = 30.0) -> list[Sample
         await asyncio.sleep(0.3)
 
 
+@pytest.fixture
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this test's own: skipping 450 s on the suite's shared server also wakes every
+    timer the earlier tests' conversations left behind, and that skip can outlast the server's RPC deadline."""
+    async with time_skipping_server() as environment:
+        yield environment
+
+
 async def test_worker_and_gateway_export_the_listed_series(
-    env: WorkflowEnvironment, task_queue: str, tmp_path: Path
+    own_env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> None:
+    env = own_env
     metrics_address = f"127.0.0.1:{free_port()}"
     worker_metrics = f"http://{metrics_address}/metrics"
     runtime = metrics_runtime(metrics_address)
