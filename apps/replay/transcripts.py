@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -47,14 +48,23 @@ class ReplayInputError(ValueError):
     pass
 
 
-def read_transcripts(lines: Iterable[str], source: str) -> list[ReplayConversation]:
-    """Parse and validate every line before anything runs; errors name line and field."""
-    conversations, problems, seen = [], [], set()
+class _Conversation(Protocol):
+    conversation_id: str
+
+
+C = TypeVar("C", bound=_Conversation)
+
+
+def validate_lines(lines: Iterable[str], source: str, model: type[C]) -> tuple[list[C], list[str]]:
+    """Every JSONL line validated as `model`: the conversations, and the problems naming line and field."""
+    conversations: list[C] = []
+    problems: list[str] = []
+    seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            conv = ReplayConversation.model_validate_json(line)
+            conv = model.model_validate_json(line)  # type: ignore[attr-defined]
         except ValidationError as err:
             for e in err.errors():
                 field = ".".join(str(p) for p in e["loc"]) or "(line)"
@@ -64,6 +74,12 @@ def read_transcripts(lines: Iterable[str], source: str) -> list[ReplayConversati
             problems.append(f"{source}:{number}: conversation_id: duplicate '{conv.conversation_id}'")
         seen.add(conv.conversation_id)
         conversations.append(conv)
+    return conversations, problems
+
+
+def read_transcripts(lines: Iterable[str], source: str) -> list[ReplayConversation]:
+    """Parse and validate every line before anything runs; errors name line and field."""
+    conversations, problems = validate_lines(lines, source, ReplayConversation)
     if problems:
         raise ReplayInputError("\n".join(problems))
     return conversations

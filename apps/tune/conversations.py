@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from baton.apps.replay.records import ReplayLabel
-from baton.apps.replay.transcripts import ReplayCustomer
+from baton.apps.replay.transcripts import ReplayCustomer, validate_lines
 from baton.contract.messages import Role, Signals
 
 
@@ -48,23 +48,7 @@ class ScoredConversation(BaseModel):
 
 def read_scored(lines: Iterable[str], source: str) -> list[ScoredConversation]:
     """Every line validated first; errors name line and field. Raises TuneInputError."""
-    conversations: list[ScoredConversation] = []
-    problems: list[str] = []
-    seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            conv = ScoredConversation.model_validate_json(line)
-        except ValidationError as err:
-            for e in err.errors():
-                field = ".".join(str(p) for p in e["loc"]) or "(line)"
-                problems.append(f"{source}:{number}: {field}: {e['msg']}")
-            continue
-        if conv.conversation_id in seen:
-            problems.append(f"{source}:{number}: conversation_id: duplicate '{conv.conversation_id}'")
-        seen.add(conv.conversation_id)
-        conversations.append(conv)
+    conversations, problems = validate_lines(lines, source, ScoredConversation)
     if problems:
         more = f"\n... {len(problems) - 20} more" if len(problems) > 20 else ""
         raise TuneInputError("\n".join(problems[:20]) + more)
