@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.contract.activities import Routing
@@ -24,6 +25,8 @@ from baton.contract.messages import (
     QueueStatusRequest,
 )
 from baton.workflows.queue import QueueWorkflow, status_in
+
+_SIGNAL_WITH_START_ATTEMPTS = 5
 
 
 class QueueReads:
@@ -76,15 +79,25 @@ class RoutingActivities(Routing):
 
     @activity.defn(name="enqueue_conversation")
     async def enqueue_conversation(self, request: QueueRequest) -> QueueStatus:
-        await self._client.start_workflow(
-            QueueWorkflow.run,
-            QueueState(name=request.queue),
-            id=queue_workflow_id(request.queue, self._task_queue),
-            task_queue=self._task_queue,
-            start_signal="enqueue",
-            start_signal_args=[request.entry],
-            static_summary=f"Human queue `{request.queue}`",
-        )
+        for attempt in range(_SIGNAL_WITH_START_ATTEMPTS):
+            try:
+                await self._client.start_workflow(
+                    QueueWorkflow.run,
+                    QueueState(name=request.queue),
+                    id=queue_workflow_id(request.queue, self._task_queue),
+                    task_queue=self._task_queue,
+                    start_signal="enqueue",
+                    start_signal_args=[request.entry],
+                    static_summary=f"Human queue `{request.queue}`",
+                )
+                break
+            except WorkflowAlreadyStartedError:
+                # Conversations joining a queue that does not exist yet race to create it: the server can
+                # answer the losers "already started" instead of signalling the winner's run. The next
+                # attempt finds that run and signals it (enqueue is idempotent per conversation).
+                if attempt == _SIGNAL_WITH_START_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
         return await self._status(request.queue, request.entry.conversation_id, request.entry.default_handle_seconds)
 
     @activity.defn(name="dequeue_conversation")
