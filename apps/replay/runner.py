@@ -23,18 +23,12 @@ from temporalio.testing import WorkflowEnvironment
 from baton.activities.crm import EmbeddedCrm
 from baton.apps.binaries import test_server
 from baton.apps.client import close, get_state, send_message
-from baton.apps.replay.records import (
-    DecisionSignals,
-    FiredTrigger,
-    MessageDecision,
-    RejectedMessage,
-    ReplayRecord,
-)
+from baton.apps.replay.collect import RecordCollector
+from baton.apps.replay.policy import replayed_policy
+from baton.apps.replay.records import ReplayRecord
 from baton.apps.replay.transcripts import ReplayConversation, message_times, rebase_customer
 from baton.classifier.scorer import Scorer, scorer_for
-from baton.contract.messages import ConversationStart, HandoffNote, MessageIn, TriggerHit
-from baton.policies import load_policy
-from baton.policies.schema import IdleClose
+from baton.contract.messages import ConversationStart, HandoffNote, MessageIn
 from baton.settings import Settings, get_settings
 from baton.store.database import migrate_async
 from baton.worker.connection import data_converter, register_search_attributes
@@ -59,16 +53,12 @@ class ConversationReplay:
             channel=conv.channel,
             customer=rebase_customer(conv, replay_now),
         )
-        self.decisions: list[MessageDecision | RejectedMessage] = []
-        self.at_message: int | None = None
-        self.urgency: str | None = None
-        self.fired: dict[str, TriggerHit] = {}
-        self.handoff_message: str | None = None
+        self.collected = RecordCollector(conv, self.offsets)
         self.note: HandoffNote | None = None
 
     async def wait_for_note(self, client: Client, timeout: float = NOTE_WAIT_SECONDS) -> None:
         """The note is written in the background after an escalation; give it a bounded time."""
-        if self.at_message is None:
+        if self.collected.at_message is None:
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -87,54 +77,14 @@ class ConversationReplay:
             scorer = self.scorer or scorer_for(get_settings())
             decision = await send_message(client, task_queue, self.start, incoming, scorer)
         except WorkflowUpdateFailedError as err:
-            reason = str(err.cause) if err.cause else str(err)
-            self.decisions.append(RejectedMessage(message_index=index, error=reason))
+            self.collected.rejected(index, str(err.cause) if err.cause else str(err))
             return
-        if message.role != "customer":
-            return
-        if decision.action == "escalate" and self.at_message is None:
-            self.handoff_message = decision.customer_text
-        if decision.action == "escalate":
-            self.at_message = index if self.at_message is None else self.at_message
-            self.urgency = decision.urgency
-            for hit in decision.triggers:
-                self.fired.setdefault(hit.id, hit)
-        signals = decision.signals
-        self.decisions.append(
-            MessageDecision(
-                message_index=index,
-                action=decision.action,
-                urgency=decision.urgency,
-                signals=DecisionSignals(
-                    sentiment=signals.sentiment,
-                    frustration=signals.frustration,
-                    intents=[i.value for i in signals.intents],
-                )
-                if signals
-                else None,
-            )
-        )
+        if message.role == "customer":
+            self.collected.decided(index, decision)
 
     def record(self) -> ReplayRecord:
         """The conversation's record, once its replay has ended."""
-        at = self.at_message
-        return ReplayRecord(
-            conversation_id=self.conv.conversation_id,
-            escalated=at is not None,
-            urgency=self.urgency,
-            at_message=at,
-            triggers=[FiredTrigger(id=t.id, category=t.category) for t in self.fired.values()],
-            decisions=self.decisions,
-            # Position of the escalating message among the customer's messages, 1-based.
-            messages_to_escalation=None
-            if at is None
-            else sum(1 for m in self.conv.messages[: at + 1] if m.role == "customer"),
-            seconds_to_escalation=None if at is None else self.offsets[at].total_seconds(),
-            handoff_message=self.handoff_message,
-            note_summary=self.note.summary if self.note else None,
-            note_source=self.note.source if self.note else None,
-            label=self.conv.label,
-        )
+        return self.collected.record(self.note)
 
 
 async def replay_batch(
@@ -197,12 +147,7 @@ async def policy_worker(
     with tempfile.TemporaryDirectory(prefix="baton-replay-") as scratch:
         store_url = f"sqlite+aiosqlite:///{Path(scratch) / 'replay.db'}"
         await migrate_async(store_url)
-        # Business hours are not replayed: the replay clock is not the conversation's clock, so every
-        # escalation is judged as if people were on shift (after-hours handling has its own tests). Nor is
-        # idle close: a recorded conversation is replayed to its last message, however long its pauses.
-        policy = load_policy(policy_file or "default").model_copy(
-            update={"hours": None, "idle_close": IdleClose(default=None, channels={})}
-        )
+        policy = replayed_policy(policy_file)
         policy_path = Path(scratch) / "policy.yaml"
         policy_path.write_text(yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False))
         settings = Settings(task_queue=f"replay-{run_id}", policy=str(policy_path), database_url=store_url)

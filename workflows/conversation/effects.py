@@ -19,7 +19,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from baton.contract.activities import Delivery
-from baton.contract.messages import ConversationState, OutboundKind, OutboundMessage, TranscriptEntry
+from baton.contract.messages import ConversationState, OutboundKind, OutboundMessage, TranscriptEntry, TranscriptRole
+from baton.workflows.conversation import decision
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -74,10 +75,8 @@ class Effects:
 
     # --- the transcript and what the customer is told ----------------------------------------
 
-    def append(self, message_id: str, role: str, text: str) -> TranscriptEntry:
-        entry = TranscriptEntry(message_id=message_id, role=role, text=text, at=workflow.now())
-        self._state.transcript.append(entry)
-        return entry
+    def append(self, message_id: str, role: TranscriptRole, text: str) -> TranscriptEntry:
+        return decision.record(self._state, message_id, role, text, workflow.now())
 
     async def say(self, kind: OutboundKind, text: str, message_id: str) -> None:
         """Tell the customer something ourselves: recorded, then delivered through the backend's webhook."""

@@ -34,10 +34,10 @@ from baton.contract.messages import (
 from baton.domain.handoff_note import fallback_note
 from baton.domain.redaction import redact_page
 from baton.policies.hours import format_callback, is_open, next_opening
-from baton.policies.routing import choose_queue, segment_rank
+from baton.policies.routing import segment_rank
 from baton.policies.schema import Policy
 from baton.policies.wording import async_escalation_text, escalation_text, transfer_reason, waiting_text
-from baton.workflows.conversation import builders, metrics
+from baton.workflows.conversation import builders, decision, metrics
 from baton.workflows.conversation.effects import Effects
 from baton.workflows.conversation.ladder import Step, StepKind, next_step
 
@@ -71,22 +71,10 @@ class HandoffRun:
         """Open an escalation for the customer message `message_id`; returns the text for the customer."""
         state, policy = self._state, self._policy
         now = workflow.now()
+        escalation = decision.open_escalation(state, policy, message_id, urgency, triggers, segment, surge, now)
         cooling = state.context.cooling if state.context else None
-        returning = cooling is not None and cooling.active(now)
-        queue = choose_queue(policy, triggers, segment, cooling.last_queue if returning and cooling else None)
-        escalation = Escalation(
-            at=now,
-            message_id=message_id,
-            urgency=urgency,
-            triggers=triggers,
-            queue=queue,
-            async_channel=state.start.channel in policy.handoff.async_channels,
-            returning=returning,
-            preferred_agent_id=cooling.last_agent_id if returning and cooling else None,
-            surge=surge,
-        )
-        state.escalation = escalation
-        state.phase = Phase.ESCALATED
+        returning = escalation.returning
+        queue = escalation.queue
         metrics.count_escalation(escalation, segment)
         hours = policy.hours.for_queue(queue) if policy.hours else None
         if escalation.async_channel:
@@ -122,7 +110,7 @@ class HandoffRun:
 
     async def raise_to_immediate(self, escalation: Escalation) -> None:
         """A later message needs a human at once: re-ranked in the queue in place, keeping its wait so far."""
-        escalation.urgency = "immediate"
+        decision.raise_urgency(escalation)
         await self.join_queue(escalation)
         self.replans += 1
 

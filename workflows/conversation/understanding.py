@@ -13,8 +13,9 @@ from temporalio.exceptions import ActivityError
 from baton.contract.activities import Judge, Scoring
 from baton.contract.messages import ConversationState, MessageIn, Signals, TranscriptEntry
 from baton.contract.scoring import JudgeRequest, MessageScores, ScoreRequest
-from baton.domain.scoring import compose, score
+from baton.domain.scoring import score
 from baton.policies.schema import Policy
+from baton.workflows.conversation.decision import signals_from
 
 # Histories recorded before this marker scored messages inline with the rules; they replay that way.
 CLASSIFIER_PATCH = "classifier-scores-recorded"
@@ -39,7 +40,7 @@ async def understand(
         # promoted since the conversation began scored it with another version than the one it pinned: the
         # worker scores it again with the pinned one, so a running conversation keeps its model.
         if not _other_version(state, message.scores):
-            return await _judged(state, policy, message, message.scores, texts, trail)
+            return await _judged(state, policy, message, message.scores, earlier)
         try:
             pinned = await _score(state, text, "Score the message with the conversation's model")
         except ActivityError as err:
@@ -47,14 +48,14 @@ async def understand(
                 "pinned model unavailable; the gateway's scores stand", extra={"error": str(err.cause)}
             )
             pinned = message.scores
-        return await _judged(state, policy, message, pinned, texts, trail)
+        return await _judged(state, policy, message, pinned, earlier)
     try:
         scores = await _score(state, text, "Score the message")
     except ActivityError as err:
         # A decision never waits on a broken model: the rules still know the clear cases.
         workflow.logger.warning("classifier unavailable; scored by the rules", extra={"error": str(err.cause)})
         return score(text, texts, trail)
-    return await _judged(state, policy, message, scores, texts, trail)
+    return await _judged(state, policy, message, scores, earlier)
 
 
 def _other_version(state: ConversationState, scores: MessageScores) -> bool:
@@ -80,8 +81,7 @@ async def _judged(
     policy: Policy,
     message: MessageIn,
     scores: MessageScores,
-    texts: list[str],
-    trail: list[float],
+    earlier: list[TranscriptEntry],
 ) -> Signals:
     """Pin the model version, ask the judge if the policy wants it, compose with the conversation."""
     if state.model_version is None:
@@ -89,7 +89,7 @@ async def _judged(
     judge = policy.judge
     if judge.enabled and judge.unsure(scores.probabilities):
         scores = await _ask_judge(state, policy, message, scores)
-    return compose(scores, message.text, texts, trail)
+    return signals_from(state, scores, message.text, earlier)
 
 
 async def _ask_judge(

@@ -12,7 +12,7 @@ built in builders.py.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -37,14 +37,12 @@ with workflow.unsafe.imports_passed_through():
         PickupResult,
         ResolveRequest,
         SetupRequest,
-        TriggerHit,
-        Urgency,
-        message_problems,
     )
-    from baton.policies.engine import Assessment, assess
+    from baton.policies.engine import Assessment
     from baton.policies.schema import Policy
     from baton.policies.surge import asks_for_a_person, incident_text, is_incident_question
-    from baton.workflows.conversation import builders, metrics
+    from baton.workflows.conversation import builders, decision, metrics
+    from baton.workflows.conversation.decision import Outcome
     from baton.workflows.conversation.effects import Effects
     from baton.workflows.conversation.handoff import HandoffRun
     from baton.workflows.conversation.idle import IDLE_REASON, idle_deadline
@@ -53,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
     from baton.workflows.conversation.understanding import understand
     from baton.workflows.conversation.visibility import Visibility
 
-SCORING_WINDOW = 6  # earlier customer messages the scorer sees
 LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 # Conversations recorded before this marker let surge mode keep an incident question with the bot even
@@ -70,17 +67,6 @@ class Ready:
 
     policy: Policy
     handoff: HandoffRun
-
-
-@dataclass
-class Outcome:
-    """The decision's answer to one customer message; the Decision is built from it once."""
-
-    action: str
-    urgency: Urgency | None = None
-    triggers: list[TriggerHit] = field(default_factory=list)
-    customer_text: str | None = None
-    surge: bool = False
 
 
 @workflow.defn(name=ids.CONVERSATION_WORKFLOW)
@@ -220,24 +206,23 @@ class ConversationWorkflow:
                 raise ApplicationError("conversation: already closed", type=ErrorType.CONVERSATION_CLOSED)
             await self._ensure_ready()
             # The validator of a conversation's first message ran before the policy was loaded.
-            problems = message_problems(message, self._ready.policy.limits.max_message_chars)
-            problems += self._role_problems(message)
+            problems = decision.problems(self._state, message, self._ready.policy.limits.max_message_chars)
             if problems:
                 raise ApplicationError(
                     "; ".join(problems), *problems, type=ErrorType.INVALID_MESSAGE, non_retryable=True
                 )
             if message.role == "customer":
-                decision = await self._on_customer(message)
+                answer = await self._on_customer(message)
             elif message.role == "agent":
-                decision = await self._on_agent(message)
+                answer = await self._on_agent(message)
             else:
                 self._effects.append(message.message_id, "bot", message.text)
-                decision = Decision(message_id=message.message_id, action="continue", phase=self._state.phase)
-            self._state.decisions[message.message_id] = decision
-            metrics.count_decision(message.role, decision)
+                answer = Decision(message_id=message.message_id, action="continue", phase=self._state.phase)
+            self._state.decisions[message.message_id] = answer
+            metrics.count_decision(message.role, answer)
             self._record_start_once()
             self._publish()
-            return decision
+            return answer
 
     @add_message.validator
     def _validate_message(self, message: MessageIn) -> None:
@@ -246,49 +231,22 @@ class ConversationWorkflow:
         if self._closing:
             raise ApplicationError("conversation: already closed", type=ErrorType.CONVERSATION_CLOSED)
         limit = self._loaded.policy.limits.max_message_chars if self._loaded else None
-        problems = message_problems(message, limit) if limit else message_problems(message)
-        problems += self._role_problems(message)
+        problems = decision.problems(self._state, message, limit)
         if problems:
             raise ApplicationError("; ".join(problems), *problems, type=ErrorType.INVALID_MESSAGE)
 
-    def _role_problems(self, message: MessageIn) -> list[str]:
-        phase = self._state.phase
-        escalation = self._state.escalation
-        if message.role == "bot" and phase in (Phase.ESCALATED, Phase.WITH_AGENT):
-            return [f"role: the bot may not reply while a human owns the conversation (phase {phase.value})"]
-        if message.role == "agent":
-            if phase != Phase.WITH_AGENT or escalation is None:
-                return [f"role: no agent has picked up this conversation (phase {phase.value})"]
-            if message.agent_id != escalation.agent_id:
-                return [f"agent_id: the conversation belongs to agent {escalation.agent_id}"]
-        return []
-
     async def _on_customer(self, message: MessageIn) -> Decision:
-        state = self._state
-        if state.phase == Phase.RESOLVED:
-            self._archive_escalation()  # the customer wrote again: the bot takes it from here
-            state.phase = Phase.BOT
-        earlier = [m for m in state.transcript if m.role == "customer"][-SCORING_WINDOW:]
-        signals = await understand(state, self._ready.policy, message, earlier)
-        entry = self._effects.append(message.message_id, "customer", message.text)
-        entry.signals = signals
-        state.customer_messages += 1
-        assessment = assess(self._ready.policy, state, state.context, workflow.now())
+        state, policy = self._state, self._ready.policy
+        earlier = decision.scoring_window(state)
+        signals = await understand(state, policy, message, earlier)
+        assessment = decision.take_customer_message(
+            state, policy, message.message_id, message.text, signals, workflow.now()
+        )
         if state.phase == Phase.BOT:
             outcome = await self._with_the_bot(message, assessment)
         else:
             outcome = await self._with_humans(assessment)
-        return Decision(
-            message_id=message.message_id,
-            action=outcome.action,
-            urgency=outcome.urgency,
-            triggers=outcome.triggers,
-            customer_text=outcome.customer_text,
-            signals=assessment.signals,
-            segment=assessment.segment,
-            phase=state.phase,
-            surge=outcome.surge,
-        )
+        return decision.customer_decision(message.message_id, outcome, assessment, state.phase)
 
     async def _with_the_bot(self, message: MessageIn, assessment: Assessment) -> Outcome:
         policy, handoff = self._ready.policy, self._ready.handoff
@@ -307,7 +265,7 @@ class ConversationWorkflow:
             return Outcome(action="continue", customer_text=text, surge=True)
         if assessment.urgency is None:
             return Outcome(action="continue")
-        self._remember_triggers(assessment.triggers)
+        decision.remember_triggers(self._state, assessment.triggers)
         text = await handoff.escalate(
             message.message_id, assessment.urgency, assessment.triggers, assessment.segment, surge=operations.surge
         )
@@ -316,10 +274,10 @@ class ConversationWorkflow:
     async def _with_humans(self, assessment: Assessment) -> Outcome:
         """A person already owns the conversation (or is about to): the bot stays silent."""
         handoff = self._ready.handoff
-        self._remember_triggers(assessment.triggers)
+        decision.remember_triggers(self._state, assessment.triggers)
         escalation = self._state.escalation
         assert escalation is not None  # phases other than bot always have one
-        if assessment.urgency == "immediate" and escalation.urgency == "queued":
+        if decision.raises_urgency(assessment, escalation):
             await handoff.raise_to_immediate(escalation)
         return Outcome(
             action="human",
@@ -327,10 +285,6 @@ class ConversationWorkflow:
             triggers=assessment.triggers,
             customer_text=handoff.status_text(escalation),
         )
-
-    def _remember_triggers(self, triggers: list[TriggerHit]) -> None:
-        known = {t.id for t in self._state.triggers_fired}
-        self._state.triggers_fired.extend(t for t in triggers if t.id not in known)
 
     async def _on_agent(self, message: MessageIn) -> Decision:
         self._effects.append(message.message_id, "agent", message.text)
@@ -432,7 +386,7 @@ class ConversationWorkflow:
         resolved = builders.resolved_escalation(state, escalation, policy, resolved_at)
         self._effects.in_background(Operations.note_resolved_escalation, resolved)
         if request.handback:
-            self._archive_escalation()
+            decision.archive_escalation(state)
             state.phase = Phase.BOT
             cid = state.start.conversation_id
             await self._effects.say("handback", policy.templates.handback, f"{cid}:handback:{escalation.message_id}")
@@ -452,11 +406,6 @@ class ConversationWorkflow:
             problem = f"agent_id: the conversation belongs to agent {escalation.agent_id}"
         if problem:
             raise ApplicationError(problem, problem, type=ErrorType.AGENT_ACTION_REFUSED)
-
-    def _archive_escalation(self) -> None:
-        if self._state.escalation is not None:
-            self._state.past_escalations.append(self._state.escalation)
-            self._state.escalation = None
 
     # --- queries and signals -----------------------------------------------------------------------
 
