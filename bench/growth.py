@@ -100,6 +100,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def max_cached_workflows() -> int:
     """The sticky cache size the worker runs with: build_worker's, else the SDK's default."""
     configured = inspect.signature(build_worker).parameters["max_cached_workflows"].default
@@ -224,6 +230,7 @@ async def idle_part(stack: GrowthStack, driver: Driver, levels: list[int]) -> li
         old_pool = opened[old_used : old_used + SAMPLES_PER_ROUND * ROUNDS]
         old_used += len(old_pool)
         samples: dict[str, list[list[float]]] = {"recent": [], "evicted": []}
+        cpu = {"recent": 0.0, "evicted": 0.0}  # the worker's, while each message was answered
         for r in range(ROUNDS):
             got: dict[str, list[float]] = {"recent": [], "evicted": []}
             recent = recent_pool[r * SAMPLES_PER_ROUND : (r + 1) * SAMPLES_PER_ROUND]
@@ -231,7 +238,9 @@ async def idle_part(stack: GrowthStack, driver: Driver, levels: list[int]) -> li
             for i in range(SAMPLES_PER_ROUND):
                 order = (("recent", recent[i]), ("evicted", old[i]))
                 for kind, cid in order if i % 2 == 0 else reversed(order):
+                    cpu_before = cpu_seconds(stack.pid("worker"))
                     got[kind].append(await driver.send(cid))
+                    cpu[kind] += cpu_seconds(stack.pid("worker")) - cpu_before
             for kind in got:
                 samples[kind].append(got[kind])
         row = {
@@ -242,6 +251,8 @@ async def idle_part(stack: GrowthStack, driver: Driver, levels: list[int]) -> li
             "server_rss_mib": round(rss_kib(stack.pid("temporal")) / 1024, 1),
             "recent_p50_ms": [ms(s) for s in samples["recent"]],
             "evicted_p50_ms": [ms(s) for s in samples["evicted"]],
+            "recent_worker_cpu_ms": round(cpu["recent"] / (SAMPLES_PER_ROUND * ROUNDS) * 1000, 1),
+            "evicted_worker_cpu_ms": round(cpu["evicted"] / (SAMPLES_PER_ROUND * ROUNDS) * 1000, 1),
             "load_average": load_average(),
         }
         rows.append(row)
@@ -325,23 +336,33 @@ async def wait_polling(client: Client, task_queue: str, pid: int, timeout: float
     raise RuntimeError(f"{task_queue}: worker {pid} not polling after {timeout}s")
 
 
-async def throughput_round(driver: Driver, kind: str, index: int) -> dict:
+async def throughput_round(stack: GrowthStack, driver: Driver, kind: str, index: int) -> dict:
+    """50 new conversations of 10 messages at once; the CPU the workers and the server spent per message."""
     ids = [driver.new_id(kind, index * 1000 + j) for j in range(WORKER_CONVERSATIONS)]
     latencies: list[float] = []
+    workers = [name for name in stack._procs if name.startswith("worker")]
 
     async def converse(cid: str) -> None:
         for _ in range(WORKER_MESSAGES):
             latencies.append(await driver.send(cid))
 
+    cpu_before = {name: cpu_seconds(stack.pid(name)) for name in [*workers, "temporal"]}
     began = time.perf_counter()
     await asyncio.gather(*(converse(cid) for cid in ids))
     wall = time.perf_counter() - began
-    return {"messages_per_s": round(len(latencies) / wall, 1), "p50_ms": ms(latencies)}
+    cpu = {name: cpu_seconds(stack.pid(name)) - before for name, before in cpu_before.items()}
+    n = len(latencies)
+    return {
+        "messages_per_s": round(n / wall, 1),
+        "p50_ms": ms(latencies),
+        "worker_cpu_ms_per_message": round(sum(cpu[w] for w in workers) / n * 1000, 2),
+        "server_cpu_ms_per_message": round(cpu["temporal"] / n * 1000, 2),
+    }
 
 
 async def workers_part(stack: GrowthStack, driver: Driver, rounds: int) -> dict:
     result: dict[str, list[dict]] = {"1": [], "2": []}
-    await throughput_round(driver, "warm", 0)
+    await throughput_round(stack, driver, "warm", 0)
     order = ["1", "2", "2", "1"] * ((rounds + 1) // 2)
     for index, workers in enumerate(order):
         running = "worker2" in stack._procs
@@ -350,7 +371,7 @@ async def workers_part(stack: GrowthStack, driver: Driver, rounds: int) -> dict:
             await wait_polling(driver.client, driver.task_queue, stack.pid("worker2"))
         elif workers == "1" and running:
             stack.stop_process("worker2")
-        row = await throughput_round(driver, f"w{workers}", index)
+        row = await throughput_round(stack, driver, f"w{workers}", index)
         row["load_average"] = load_average()
         result[workers].append(row)
         print(f"{workers} worker(s): {json.dumps(row)}", flush=True)
@@ -395,16 +416,21 @@ async def gateway_part(stack: GrowthStack, driver: Driver, rounds: int) -> list[
         await asyncio.gather(*(senders[k](driver.new_id(f"gw-warm-{k}", j)) for k in senders for j in range(5)))
         for level in GATEWAY_LEVELS:
             samples: dict[str, list[list[float]]] = {"gateway": [], "direct": []}
+            gateway_cpu = []
             for r in range(rounds * 2):
                 kind = ("gateway", "direct", "direct", "gateway")[r % 4]
                 got: list[float] = []
                 ids = [driver.new_id(f"gw{level}-{kind}-{r}", j) for j in range(level)]
+                cpu_before = cpu_seconds(stack.pid("gateway"))
                 await asyncio.gather(*(converse(senders[kind], cid, got) for cid in ids))
+                if kind == "gateway":
+                    gateway_cpu.append(round((cpu_seconds(stack.pid("gateway")) - cpu_before) / len(got) * 1000, 2))
                 samples[kind].append(got)
             row = {
                 "conversations": level,
                 "gateway_p50_ms": [ms(s) for s in samples["gateway"]],
                 "direct_p50_ms": [ms(s) for s in samples["direct"]],
+                "gateway_cpu_ms_per_message": gateway_cpu,
                 "load_average": load_average(),
             }
             pairs = zip(row["gateway_p50_ms"], row["direct_p50_ms"], strict=True)
@@ -477,7 +503,7 @@ async def escalated_conversation(client: Client, driver: Driver, conversation_id
     await baton_client.handle(client, conversation_id).result()
 
 
-async def actions_part(client: Client, folder: Path) -> dict:
+async def actions_part(client: Client, folder: Path, conversations: int = ACTION_CONVERSATIONS) -> dict:
     """Each kind of conversation on a task queue of its own, with an in-process worker, counted whole: the
     conversations' histories and those of the queue, customer and operations workflows they used."""
     settings = Settings(
@@ -493,11 +519,11 @@ async def actions_part(client: Client, folder: Path) -> dict:
         queue = f"actions-{kind}-{uuid.uuid4().hex[:6]}"
         driver = Driver(client, queue, scorer_for(settings))
         async with build_worker(client, settings.model_copy(update={"task_queue": queue})):
-            for j in range(ACTION_CONVERSATIONS):
+            for j in range(conversations):
                 await converse_once(client, driver, driver.new_id(kind, j))
         await asyncio.sleep(2)  # visibility is eventually consistent
         types, actions = await count_task_queue(client, queue)
-        n = ACTION_CONVERSATIONS
+        n = conversations
         result[kind] = {
             "conversations": n,
             "customer_messages": customer_messages,

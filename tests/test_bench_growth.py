@@ -65,7 +65,7 @@ async def test_a_long_conversation_stays_with_the_bot_and_every_run_is_found(
 async def test_actions_are_counted_over_every_workflow_a_conversation_uses(
     dev_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    result = await actions_part(dev_env.client, tmp_path)
+    result = await actions_part(dev_env.client, tmp_path, conversations=1)
     bot, escalated = result["bot_only"], result["escalated"]
     # At least a start and one accepted update per customer message, and the close signal.
     assert bot["actions_per_conversation"] >= 1 + BOT_MESSAGES + 1
