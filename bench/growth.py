@@ -65,7 +65,10 @@ from bench.stack import POLICY_SOURCE, Stack, _wait_port, always_open_policy, lo
 
 COUNT_TRIGGER_KINDS = ("repeated_question", "bot_repeating", "unresolved_turns")
 OUT_OF_REACH = 1_000_000
-START_PARALLELISM = 64  # conversations being opened at once in the idle part
+# Conversations being opened at once in the idle part: enough to keep the worker busy, few enough that a
+# workflow task does not wait in the worker past its 10 s timeout on a loaded machine.
+START_PARALLELISM = 16
+ATTEMPTS = 10
 SAMPLES_PER_ROUND = 40  # messages per kind (recent, evicted) per round, one at a time
 ROUNDS = 2  # of every latency comparison, alternated ABBA
 SETTLE_SECONDS = 5.0  # after opening conversations, for their background records to finish
@@ -189,14 +192,16 @@ async def bounded(items: list[str], parallelism: int, job: Callable[[str], Await
     async def runner() -> None:
         while not queue.empty():
             item = queue.get_nowait()
-            for attempt in range(5):
+            # An overloaded worker can miss a workflow task's timeout (10 s); the server then refuses updates
+            # until the retried task completes, which may take a while again.
+            for attempt in range(ATTEMPTS):
                 try:
                     await job(item)
                     break
                 except Exception:
-                    if attempt == 4:
+                    if attempt == ATTEMPTS - 1:
                         raise
-                    await asyncio.sleep(1 + attempt)
+                    await asyncio.sleep(2 + 2 * attempt)
 
     await asyncio.gather(*(runner() for _ in range(parallelism)))
 
@@ -570,43 +575,58 @@ def codec_part(carried_kib: float) -> list[dict]:
 # Chart
 
 
+def _ranged(ax: Any, x: list[Any], values: list[list[float]], style: str, label: str) -> None:
+    """Points at the middle of each range of rounds, with the range as the error bar."""
+    lows, highs = [min(v) for v in values], [max(v) for v in values]
+    mids = [(lo + hi) / 2 for lo, hi in zip(lows, highs, strict=True)]
+    spread = [[m - lo for m, lo in zip(mids, lows, strict=True)], [hi - m for m, hi in zip(mids, highs, strict=True)]]
+    ax.errorbar(x, mids, yerr=spread, fmt=style, capsize=4, label=label)
+
+
 def chart(result: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    fig.suptitle(f"How Baton's cost grows ({result['meta']['cpus']} CPUs, dev server on loopback)")
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig.suptitle(
+        f"How Baton's cost grows ({result['meta']['cpus']} shared CPUs, stack on loopback; bars: range of rounds)"
+    )
     idle = result.get("idle") or []
     if idle:
-        ax = axes[0][0]
         x = [row["open_conversations"] for row in idle]
+        ax = axes[0][0]
         ax.plot(x, [row["worker_rss_mib"] for row in idle], "o-", label="worker")
-        ax.plot(x, [row["server_rss_mib"] for row in idle], "s--", label="dev server")
-        ax.axvline(result["meta"]["max_cached_workflows"], color="grey", linestyle=":", label="sticky cache size")
+        ax.plot(x, [row["server_rss_mib"] for row in idle], "s--", label="dev server (in memory)")
+        ax.axvline(
+            result["meta"]["max_cached_workflows"], color="grey", linestyle=":", label="worker's sticky cache size"
+        )
         ax.set_xscale("log")
         ax.set_xlabel("open idle conversations")
         ax.set_ylabel("RSS (MiB)")
+        ax.set_ylim(bottom=0)
         ax.set_title("Memory")
         ax.legend()
         ax = axes[0][1]
-        kinds = (("recent_p50_ms", "recently used (cached)", "o-"), ("evicted_p50_ms", "oldest (evicted)", "s-"))
-        for key, label, style in kinds:
-            lows = [min(row[key]) for row in idle]
-            highs = [max(row[key]) for row in idle]
-            mids = [(lo + hi) / 2 for lo, hi in zip(lows, highs, strict=True)]
-            spread = [
-                [m - lo for m, lo in zip(mids, lows, strict=True)],
-                [hi - m for m, hi in zip(mids, highs, strict=True)],
-            ]
-            ax.errorbar(x, mids, yerr=spread, fmt=style, capsize=4, label=label)
+        _ranged(ax, x, [row["recent_p50_ms"] for row in idle], "o-", "recently used (cached)")
+        _ranged(ax, x, [row["evicted_p50_ms"] for row in idle], "s-", "oldest (evicted, replayed)")
         ax.set_xscale("log")
         ax.set_xlabel("open idle conversations")
         ax.set_ylabel("next message p50 (ms)")
-        ax.set_title("Next message, range of rounds")
+        ax.set_title("Next message to an open conversation")
         ax.set_ylim(bottom=0)
         ax.legend()
+        if all("recent_worker_cpu_ms" in row for row in idle):
+            ax = axes[0][2]
+            ax.plot(x, [row["recent_worker_cpu_ms"] for row in idle], "o-", label="recently used (cached)")
+            ax.plot(x, [row["evicted_worker_cpu_ms"] for row in idle], "s-", label="oldest (evicted, replayed)")
+            ax.set_xscale("log")
+            ax.set_xlabel("open idle conversations")
+            ax.set_ylabel("worker CPU per message (ms)")
+            ax.set_title("Worker CPU of that next message")
+            ax.set_ylim(bottom=0)
+            ax.legend()
     long = result.get("long") or []
     if long:
         ax = axes[1][0]
@@ -615,37 +635,54 @@ def chart(result: dict, path: Path) -> None:
             label = f"conversation {i + 1}: {row['runs']} runs, at most {row['max_events_per_run']} events"
             ax.plot(xs, row["p50_by_500_ms"], "o-", label=label)
         ax.set_xlabel("customer message")
-        ax.set_ylabel(f"p50 per {WINDOW} messages (ms)")
+        ax.set_ylabel(f"p50 of each {WINDOW} messages (ms)")
         ax.set_title(f"One {long[0]['messages']}-message conversation")
         ax.set_ylim(bottom=0)
         ax.legend()
-    ax = axes[1][1]
-    labels, values, errors = [], [], []
     workers = result.get("workers")
     if workers:
-        for n in ("1", "2"):
-            rates = [row["messages_per_s"] for row in workers[n]]
-            labels.append(f"{n} worker{'s' if n == '2' else ''}\nmsg/s")
-            values.append(sum(rates) / len(rates))
-            errors.append((max(rates) - min(rates)) / 2)
-    bars = ax.bar(labels, values, yerr=errors, capsize=4, color="tab:blue")
-    ax.bar_label(bars, fmt="%.0f")
-    ax.set_ylabel("messages / s (50 conversations)")
+        ax = axes[1][1]
+        rates = [[row["messages_per_s"] for row in workers[n]] for n in ("1", "2")]
+        bars = ax.bar(
+            ["1 worker", "2 workers"],
+            [sum(r) / len(r) for r in rates],
+            yerr=[[sum(r) / len(r) - min(r) for r in rates], [max(r) - sum(r) / len(r) for r in rates]],
+            capsize=4,
+        )
+        ax.bar_label(bars, fmt="%.0f", label_type="center")
+        ax.set_ylabel("messages / s")
+        ax.set_title(f"{WORKER_CONVERSATIONS} conversations at once, one task queue")
     gateway = result.get("gateway")
     if gateway:
-        twin = ax.twinx()
-        glabels, gvalues = [], []
-        for row in gateway:
-            for kind in ("direct", "gateway"):
-                glabels.append(f"{kind}\nC={row['conversations']} p50")
-                gvalues.append(sum(row[f"{kind}_p50_ms"]) / len(row[f"{kind}_p50_ms"]))
-        gbars = twin.bar(glabels, gvalues, color=["tab:green", "tab:orange"] * len(gateway))
-        twin.bar_label(gbars, fmt="%.1f")
-        twin.set_ylabel("p50 (ms)")
-    ax.set_title("Workers (throughput) and gateway (p50)")
-    ax.tick_params(axis="x", labelsize=7)
+        ax = axes[1][2]
+        levels = [f"{row['conversations']} at once" for row in gateway]
+        width = 0.38
+        for offset, kind in ((-width / 2, "direct"), (width / 2, "gateway")):
+            values = [row[f"{kind}_p50_ms"] for row in gateway]
+            means = [sum(v) / len(v) for v in values]
+            spread = [
+                [m - min(v) for m, v in zip(means, values, strict=True)],
+                [max(v) - m for m, v in zip(means, values, strict=True)],
+            ]
+            positions = [i + offset for i in range(len(levels))]
+            bars = ax.bar(
+                positions,
+                means,
+                width,
+                yerr=spread,
+                capsize=4,
+                label=f"{kind} client call" if kind == "direct" else "through the gateway",
+            )
+            ax.bar_label(bars, fmt="%.1f", label_type="center")
+        ax.set_xticks(range(len(levels)), levels)
+        ax.set_ylabel("message p50 (ms)")
+        ax.set_title("Gateway (HTTP on loopback) against a direct call")
+        ax.legend()
+    for ax in axes.flat:
+        if not ax.has_data():
+            ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=90)
 
 
 # ---------------------------------------------------------------------------
@@ -660,6 +697,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the results to this file as JSON")
     parser.add_argument("--chart", type=Path, help="draw the results into this PNG")
     parser.add_argument("--folder", type=Path, help="where logs and databases go (default: a new temp folder)")
+    parser.add_argument(
+        "--from-json", type=Path, nargs="+", metavar="FILE", help="draw --chart from earlier runs' --json, run nothing"
+    )
     args = parser.parse_args(argv)
     args.levels = sorted(int(x) for x in args.idle.split(",") if x.strip())
     args.part_set = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -670,6 +710,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.from_json:
+        merged: dict[str, Any] = {}
+        for path in args.from_json:
+            for key, value in json.loads(path.read_text()).items():
+                merged.setdefault(key, value)
+        if args.chart:
+            chart(merged, args.chart)
+            print(f"Wrote {args.chart}")
+        return merged
     folder = args.folder or Path(tempfile.mkdtemp(prefix="baton-growth-"))
     folder.mkdir(parents=True, exist_ok=True)
     stack = GrowthStack(folder, policy=growth_policy(folder), task_queue=f"growth-{uuid.uuid4().hex[:6]}")
