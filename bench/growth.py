@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import inspect
 import json
+import math
 import os
 import subprocess
 import sys
@@ -75,6 +76,7 @@ SETTLE_SECONDS = 5.0  # after opening conversations, for their background record
 UPDATE_COMPLETED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
 HISTORY_LIMIT = 4096  # events: where the server suggests continue-as-new (its default)
 WINDOW = 500  # messages at each end of the long conversation
+LONG_MESSAGE_TIMEOUT = 60.0  # seconds; a message unanswered by then ends the long conversation's measurement
 WORKER_CONVERSATIONS = 50
 WORKER_MESSAGES = 10
 GATEWAY_LEVELS = (1, 10)
@@ -296,26 +298,44 @@ async def long_part(driver: Driver, messages: int, rounds: int) -> list[dict]:
     for r in range(rounds):
         cid = driver.new_id("long", r)
         print(f"long conversation {r + 1}/{rounds}: {messages} messages ...", flush=True)
-        latencies = []
+        latencies: list[float] = []
+        stopped = None
         began = time.perf_counter()
         for i in range(messages):
-            latencies.append(await driver.send(cid))
-            if (i + 1) % 1000 == 0:
+            try:
+                latencies.append(await asyncio.wait_for(driver.send(cid), LONG_MESSAGE_TIMEOUT))
+            except Exception as err:  # the conversation cannot take more: say where and why, and measure what was
+                description = await baton_client.handle(driver.client, cid).describe()
+                stopped = {
+                    "at_message": i + 1,
+                    "error": f"{type(err).__name__}: {err}"[:300],
+                    "workflow_status": description.status.name if description.status else None,
+                }
+                print(f"  stopped: {json.dumps(stopped)}", flush=True)
+                break
+            if (i + 1) % 500 == 0:
                 print(f"  {i + 1} messages, last 100 p50 {ms(latencies[-100:])} ms", flush=True)
         took = time.perf_counter() - began
         runs = await run_histories(driver.client, baton_client.workflow_id(cid))
+        sent = len(latencies)
+        continued = runs[1:]  # a run started by continue-as-new carries the state so far
         row = {
             "messages": messages,
+            "answered": sent,
+            "stopped": stopped,
             "seconds": round(took, 1),
             "first_p50_ms": ms(latencies[:WINDOW]),
             "last_p50_ms": ms(latencies[-WINDOW:]),
-            "p50_by_500_ms": [ms(latencies[i : i + WINDOW]) for i in range(0, messages, WINDOW)],
+            "p50_by_500_ms": [ms(latencies[i : i + WINDOW]) for i in range(0, sent, WINDOW)],
             "runs": len(runs),
             "max_events_per_run": max(run["events"] for run in runs),
             "events_per_run": [run["events"] for run in runs],
             "updates_per_run": [run["updates"] for run in runs],
             "carried_input_kib": [round(run["input_bytes"] / 1024, 1) for run in runs],
-            "events_per_message": round(sum(run["events"] for run in runs) / messages, 2),
+            "carried_bytes_per_message": round(
+                continued[-1]["input_bytes"] / sum(run["updates"] for run in runs[:-1]) if continued else math.nan, 1
+            ),
+            "events_per_message": round(sum(run["events"] for run in runs) / max(sent, 1), 2),
             "event_types": dict(sum((run["types"] for run in runs), Counter()).most_common()),
             "load_average": load_average(),
         }
