@@ -88,6 +88,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps.output import unwritable, write_failed
+from baton.apps.progress import Bar, progress
 from baton.apps.report.loading import ReportError
 from baton.contract.messages import ConversationState, Escalation, Intent, TranscriptEntry
 from baton.contract.records import ABANDONED_REASONS
@@ -326,10 +327,12 @@ async def export_conversations(
     concurrency: int = CONCURRENCY,
     reviews: ReviewSource | None = None,
     missed: MissedSource | None = None,
+    bar: Bar | None = None,
 ) -> ExportResult:
     """Every conversation started in [since, until) as a replay line, sorted by start time; labelled with
     the review verdicts `reviews` gives for the listed conversations (none when it is not given), and the
-    missed escalations `missed` gives."""
+    missed escalations `missed` gives. `bar` is given the number of conversations listed and told of
+    each one done (read, skipped or left out)."""
     by_id: dict[str, list[WorkflowExecution]] = {}
     for run in await _list(client, visibility_query(since, until, include_open=include_open)):
         by_id.setdefault(run.id, []).append(run)
@@ -343,6 +346,8 @@ async def export_conversations(
         candidate = _Candidate(workflow_id, runs)
         by_queue.setdefault(candidate.task_queue, []).append(candidate)
     conversation_ids = [w.removeprefix(WORKFLOW_ID_PREFIX) for w in sorted(by_id)]
+    if bar is not None:
+        bar.set_total(len(by_id))
     verdicts = await reviews(conversation_ids) if reviews is not None and conversation_ids else {}
     late = await missed(conversation_ids) if missed is not None and conversation_ids else {}
 
@@ -364,6 +369,9 @@ async def export_conversations(
                 return "timeout"
             except _SkipError as err:
                 result.skipped.append(Skipped(candidate.workflow_id, str(err)))
+            finally:
+                if bar is not None:
+                    bar.update()
         return "answered"
 
     async def read_queue(queue: str, candidates: list[_Candidate]) -> None:
@@ -380,6 +388,8 @@ async def export_conversations(
                     "Baton worker)"
                 )
                 result.skipped.extend(Skipped(c.workflow_id, reason) for c in [candidate, *pending])
+                if bar is not None:
+                    bar.update(len(pending))
                 return
             if outcome == "answered":
                 break
@@ -478,7 +488,7 @@ def store_missed(database_url: str, notes: list[str]) -> MissedSource:
 
 
 async def _connect_and_export(
-    since: datetime, until: datetime, include_open: bool, database_url: str | None, notes: list[str]
+    since: datetime, until: datetime, include_open: bool, database_url: str | None, notes: list[str], bar: Bar
 ) -> ExportResult:
     from baton.settings import get_settings
     from baton.worker.connection import connect
@@ -504,6 +514,7 @@ async def _connect_and_export(
             include_open=include_open,
             reviews=store_reviews(database_url or settings.database_url, notes),
             missed=store_missed(database_url or settings.database_url, notes),
+            bar=bar,
         )
     except TemporalUnavailableError as err:
         raise TemporalUnavailableError(f"{err} (Temporal at {where})") from err
@@ -529,9 +540,11 @@ def run_export_command(args: argparse.Namespace) -> int:
         return 2
     notes: list[str] = []
     try:
-        result = asyncio.run(
-            _connect_and_export(since, until, args.include_open, getattr(args, "database_url", None), notes)
-        )
+        # Closed before anything else is printed: the summary and errors never share a line with the bar.
+        with progress(None, "export", unit="conv") as bar:
+            result = asyncio.run(
+                _connect_and_export(since, until, args.include_open, getattr(args, "database_url", None), notes, bar)
+            )
     except (TemporalUnavailableError, StoreUnreadableError) as err:
         print(f"export: {err}", file=sys.stderr)
         return 2

@@ -89,6 +89,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from baton.apps.audit.scenarios import find_scenarios
     from baton.apps.audit.shortfalls import Thresholds
     from baton.apps.output import unwritable, write_failed
+    from baton.apps.progress import progress
     from baton.classifier.scorer import scorer_for
     from baton.policies import PolicyError, load_policy
     from baton.settings import get_settings
@@ -121,14 +122,17 @@ def run_audit_command(args: argparse.Namespace) -> int:
     scorer = scorer_for(get_settings())
     # A deployment's model selector: audit with the version new conversations get (it batches and embeds).
     current = getattr(scorer, "current", None)
-    audit = find_scenarios(
-        conversations,
-        current() if callable(current) else scorer,
-        base,
-        thresholds=Thresholds(many_turns=args.many_turns, low_csat=args.low_csat),
-        min_count=args.min_count,
-        seed=args.seed,
-    )
+    messages = sum(len(c.customer_texts) for c in conversations)
+    with progress(messages, "audit", unit="msg") as bar:
+        audit = find_scenarios(
+            conversations,
+            current() if callable(current) else scorer,
+            base,
+            thresholds=Thresholds(many_turns=args.many_turns, low_csat=args.low_csat),
+            min_count=args.min_count,
+            seed=args.seed,
+            scored=bar.update,
+        )
     print(render_json(audit) if args.format == "json" else render_table(audit))
     if args.policy_out is not None:
         text = draft_policy(audit, str(args.file), args.policy)

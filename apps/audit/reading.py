@@ -9,7 +9,7 @@ they never name a group. Its *topic* is the topic with the largest probability s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from baton.apps.audit.loading import PastConversation
@@ -55,14 +55,18 @@ class Reading:
         return self.shortfalls[0] if self.shortfalls else None
 
 
-def score_texts(scorer: Scorer, texts: Sequence[str], batch: int = BATCH) -> list[MessageScores]:
-    """Scores of every text, in batches where the scorer has `score_many` (the shipped model does)."""
+def score_texts(
+    scorer: Scorer, texts: Sequence[str], batch: int = BATCH, scored: Callable[[int], None] | None = None
+) -> list[MessageScores]:
+    """Scores of every text, in batches where the scorer has `score_many` (the shipped model does);
+    `scored(n)` is told of every n texts done (a progress bar's update)."""
     many = getattr(scorer, "score_many", None)
-    if many is None:
-        return [scorer.score(t) for t in texts]
     out: list[MessageScores] = []
     for start in range(0, len(texts), batch):
-        out.extend(many(list(texts[start : start + batch])))
+        chunk = list(texts[start : start + batch])
+        out.extend(many(chunk) if many is not None else [scorer.score(t) for t in chunk])
+        if scored is not None:
+            scored(len(chunk))
     return out
 
 
@@ -110,11 +114,17 @@ def read_conversation(
     )
 
 
-def read_all(conversations: Sequence[PastConversation], scorer: Scorer, thresholds: Thresholds) -> list[Reading]:
-    """Every conversation read, its customer messages scored in batches across conversations."""
+def read_all(
+    conversations: Sequence[PastConversation],
+    scorer: Scorer,
+    thresholds: Thresholds,
+    scored: Callable[[int], None] | None = None,
+) -> list[Reading]:
+    """Every conversation read, its customer messages scored in batches across conversations (`scored`:
+    as in `score_texts`)."""
     texts_per = [c.customer_texts for c in conversations]
     flat = [t for texts in texts_per for t in texts]
-    scores = score_texts(scorer, flat)
+    scores = score_texts(scorer, flat, scored=scored)
     readings, offset = [], 0
     for conversation, texts in zip(conversations, texts_per, strict=True):
         readings.append(read_conversation(conversation, scores[offset : offset + len(texts)], thresholds))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import median
 from typing import Any
@@ -240,10 +240,13 @@ def find_scenarios(
     thresholds: Thresholds | None = None,
     min_count: int | None = None,
     seed: int = 0,
+    scored: Callable[[int], None] | None = None,
 ) -> Audit:
+    """The audit of `conversations`; `scored(n)` is told of every n customer messages scored (the long
+    part, for a progress bar over `sum(len(c.customer_texts) for c in conversations)`)."""
     thresholds = thresholds or Thresholds()
     min_count = min_count if min_count is not None else default_min_count(len(conversations))
-    readings = read_all(conversations, scorer, thresholds)
+    readings = read_all(conversations, scorer, thresholds, scored)
     failing = [r for r in readings if r.shortfalls]
     context = _healthy_context(readings, base, thresholds)
     clusters, grouping = _cluster_groups(failing, getattr(scorer, "embedding", None), seed, min_count)

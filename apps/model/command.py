@@ -88,9 +88,11 @@ def run_train(args: argparse.Namespace) -> int:
             )
             return 2
     from baton.apps.model.train import train
+    from baton.apps.progress import progress
     from baton.classifier.model import WEIGHTS_DIR
 
-    train(args.out or WEIGHTS_DIR, embedding=args.embedding)
+    with progress(None, "model train", unit="fit") as bar:
+        train(args.out or WEIGHTS_DIR, embedding=args.embedding, bar=bar)
     return 0
 
 

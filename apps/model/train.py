@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import numpy as np
 from baton.apps.model.dataset import load_all, split
 from baton.apps.model.examples import Example
 from baton.apps.model.team import load_team_examples
+from baton.apps.progress import Bar
 from baton.classifier.embedding import MINILM_TABLE, MINILM_TOKENIZER, StaticEmbedding, sha256_of
 from baton.classifier.features import BUCKETS, DENSE_FEATURES, dense_features, hashed_ngrams
 from baton.classifier.model import META_FILE, MODEL_FILE, WEIGHTS_DIR, Embedder, content_digest
@@ -140,13 +141,22 @@ def _f1_at_best(scores: np.ndarray, y: np.ndarray, precision_floor: float | None
     return best_threshold(1 / (1 + np.exp(-(scale * scores + shift))), y, precision_floor)[1]["f1"]
 
 
-def _out_of_fold(x: object, y: np.ndarray, w: np.ndarray, folds: np.ndarray, c: float) -> np.ndarray:
+def _out_of_fold(
+    x: object, y: np.ndarray, w: np.ndarray, folds: np.ndarray, c: float, fitted: Callable[[int], None]
+) -> np.ndarray:
     scores = np.zeros(len(y), dtype=np.float64)
     for fold in range(FOLDS):
         test = folds == fold
         model = _binary_model(c).fit(x[~test], y[~test], sample_weight=w[~test])  # type: ignore[index]
         scores[test] = model.decision_function(x[test])  # type: ignore[index]
+        fitted(1)
     return scores
+
+
+def model_fits(c_grid: Sequence[float] = C_GRID) -> int:
+    """The models `train` fits: per intent one per fold and C then the final one, the topic model per fold
+    and once more, the frustration model once. A progress bar's total."""
+    return len(INTENTS) * (len(c_grid) * FOLDS + 1) + FOLDS + 1 + 1
 
 
 def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -200,13 +210,18 @@ def fit_rating_scale(logits: np.ndarray, ratings: np.ndarray) -> tuple[float, fl
 def train(
     out_dir: Path = WEIGHTS_DIR,
     root: Path | None = None,
-    log: object = sys.stderr,
+    log: object = None,
     require_all: bool = True,
     embedding: str | Embedder = "minilm-static",
     embedding_dir: Path = WEIGHTS_DIR,
     c_grid: Sequence[float] = C_GRID,
+    bar: Bar | None = None,
 ) -> dict[str, object]:
     """Train on the training rows and write the model into `out_dir`; returns the manifest.
+
+    `log` takes the progress lines (default: stderr). `bar` (apps/progress.py) is given
+    `model_fits(c_grid)` as its total and told of each model fitted; lines for stderr then go through it,
+    so they never break the bar.
 
     `embedding`: one of `EMBEDDINGS` or an object with `name`, `dimension` and `embed(texts)` (a model
     trained with such an object loads only with the same object given to `Classifier.load`). The
@@ -216,8 +231,20 @@ def train(
 
     from sklearn.linear_model import LogisticRegression
 
+    stream = sys.stderr if log is None else log
+
     def say(text: str) -> None:
-        print(text, file=log, flush=True)  # type: ignore[call-overload]
+        if bar is not None and stream is sys.stderr:
+            bar.write(text)
+        else:
+            print(text, file=stream, flush=True)  # type: ignore[call-overload]
+
+    def fitted(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    if bar is not None:
+        bar.set_total(model_fits(c_grid))
 
     rows = training_rows(root)
     embedder, embedding_entry = embedding_for(embedding, embedding_dir)
@@ -241,14 +268,16 @@ def train(
             if require_all:
                 raise ValueError(f"intent {intent.value}: {int(y.sum())} training examples, need {MIN_POSITIVES}")
             calibration[intent.value] = {"scale": 1.0, "shift": -20.0, "threshold": 1.0}
+            fitted(len(c_grid) * FOLDS + 1)  # none of them fitted: the intent is left out
             continue
         floor = PRECISION_FLOOR.get(intent)
-        candidates = [(c, _out_of_fold(x_labelled, y, w_labelled, folds, c)) for c in c_grid]
+        candidates = [(c, _out_of_fold(x_labelled, y, w_labelled, folds, c, fitted)) for c in c_grid]
         c, oof = max(candidates, key=lambda pair: _f1_at_best(pair[1], y, floor))  # first (smaller C) on a tie
         scale, shift = platt(oof, y)
         p = 1 / (1 + np.exp(-(scale * oof + shift)))
         threshold, fig = best_threshold(p, y, floor)
         model = _binary_model(c).fit(x_labelled, y, sample_weight=w_labelled)
+        fitted(1)
         weights[:, k] = model.coef_[0]
         bias[k] = model.intercept_[0]
         calibration[intent.value] = {"scale": round(scale, 6), "shift": round(shift, 6), "threshold": threshold}
@@ -263,9 +292,11 @@ def train(
         m = LogisticRegression(C=C_TOPIC, max_iter=300, random_state=SEED)
         m.fit(x_labelled[~test], y_topic[~test], sample_weight=w_labelled[~test])  # type: ignore[index]
         oof_logits[np.ix_(test, m.classes_)] = m.decision_function(x_labelled[test])  # type: ignore[index]
+        fitted(1)
     temperature = _fit_temperature(oof_logits, y_topic)
     topic_model = LogisticRegression(C=C_TOPIC, max_iter=300, random_state=SEED)
     topic_model.fit(x_labelled, y_topic, sample_weight=w_labelled)
+    fitted(1)
     for j, cls in enumerate(topic_model.classes_):
         weights[:, len(INTENTS) + int(cls)] = topic_model.coef_[j]
         bias[len(INTENTS) + int(cls)] = topic_model.intercept_[j]
@@ -283,6 +314,7 @@ def train(
     y_twice = np.concatenate([np.ones(len(f)), np.zeros(len(f))])
     w_twice = np.concatenate([f * w_rated, (1 - f) * w_rated]) + 1e-6
     frustration_model = _binary_model(C_FRUSTRATION).fit(x_twice, y_twice, sample_weight=w_twice)
+    fitted(1)
     weights[:, -1] = frustration_model.coef_[0]
     bias[-1] = frustration_model.intercept_[0]
     # The policy's frustration thresholds are on the team's rating scale (a plain problem report about
