@@ -64,6 +64,16 @@ def _f1_drop(value: str) -> float:
     return drop
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
 def _incident(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -307,11 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser(
         "replay",
-        help="run recorded transcripts through the real workflow",
+        help="run recorded transcripts through Baton's decisions",
         description=(
-            "Run recorded transcripts through the real workflow on the time-skipping test server and print one "
-            "JSON decision record per conversation; the summary on stderr measures the decisions against the "
-            "transcripts' labels (label.escalate, label.urgency, label.triggers)."
+            "Run recorded transcripts through Baton's decisions and print one JSON decision record per "
+            "conversation; the summary on stderr measures the decisions against the transcripts' labels "
+            "(label.escalate, label.urgency, label.triggers). The engine (the default) runs the workflow's own "
+            "decision functions without Temporal, in parallel; --engine workflow runs the real workflow on the "
+            "time-skipping test server, for what needs it: the handoff message and note (--handoff) and the LLM "
+            "judge (chosen by itself when the policy enables the judge)."
         ),
         epilog=(
             "With --compare A B the same transcripts run under both policies; stdout gets one JSON line per "
@@ -346,6 +359,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DROP",
         help=f"with --compare: the largest fall in F1 from A to B that still exits 0 (default {DEFAULT_MAX_F1_DROP:g})",
+    )
+    replay.add_argument(
+        "--engine",
+        choices=["engine", "workflow"],
+        default=None,
+        help="engine: the decision functions without Temporal, in parallel (default unless the output needs the "
+        "workflow); workflow: the real workflow on the time-skipping test server",
+    )
+    replay.add_argument(
+        "--handoff",
+        action="store_true",
+        help="add each escalation's handoff message and note to the records (runs the workflow)",
+    )
+    replay.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="engine mode: processes deciding in parallel (default: one per core)",
     )
     replay.add_argument(
         "--output", default=None, help="write the JSON lines (records, or with --compare the changes) here, not stdout"

@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from baton.contract.messages import Intent, Signals
 from baton.contract.scoring import MessageScores
 from baton.domain.text import content_terms, similarity
 
+READ_CACHE = 8192  # messages whose reading is kept (a few MB at most)
 _CLAUSE_SPLIT = re.compile(r"[.;!?\n]+|,|\bbut\b|\bjust\b|\bso\b")
 _TOKEN = re.compile(r"[a-z0-9']+")
 NEGATIONS = frozenset(
@@ -285,8 +287,12 @@ class RuleReading:
     resolved: bool
 
 
+@lru_cache(maxsize=READ_CACHE)
 def read(text: str) -> RuleReading:
-    """The rules' reading of one message, without the conversation (also the classifier's rule features)."""
+    """The rules' reading of one message, without the conversation (also the classifier's rule features).
+
+    Pure and immutable, so cached: a message is read by the classifier's rule features and again when its
+    scores are composed with the conversation, and replays and evaluations read the same texts many times."""
     lowered = text.lower()
     clauses = _clauses(text)
     intents: list[Intent] = []

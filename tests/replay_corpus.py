@@ -27,6 +27,17 @@ ONE_LINERS = (
 )
 
 
+OPENERS = ("", "hi, ", "Hello team. ", "hey ", "Good morning, ", "ok so ", "URGENT: ", "pls ")
+CLOSERS = ("", " thanks", " asap", "!!", " (workspace {n})", " - order #{n}", " ticket {n}", "?")
+
+
+def _written(rng: random.Random, n: int) -> str:
+    """One of the one-liners as customers write it: an opener, the text, a closer with their own reference,
+    so that no two messages are the same string (as in real traffic: nothing is read from a cache)."""
+    closer = rng.choice(CLOSERS[4:7]).format(n=10_000 + n) + rng.choice(CLOSERS[:4] + CLOSERS[7:])
+    return f"{rng.choice(OPENERS)}{rng.choice(ONE_LINERS)}{closer}"
+
+
 def _customer(rng: random.Random, customer_id: str, started: datetime) -> dict[str, object]:
     customer: dict[str, object] = {"id": customer_id}
     tier = rng.choice(TIERS)
@@ -69,7 +80,7 @@ def corpus(seed: int = 7, limit: int | None = None, one_liners: int = 0) -> list
                     "conversation_id": f"one-{i:05d}",
                     "customer": _customer(rng, f"cust-{i % 500:04d}", started),
                     "started_at": started.isoformat(),
-                    "messages": [{"role": "customer", "text": rng.choice(ONE_LINERS)}],
+                    "messages": [{"role": "customer", "text": _written(rng, i)}],
                 }
             )
         )

@@ -30,7 +30,7 @@ def records(stdout: str) -> dict[str, dict]:
 
 
 def test_examples_output_contract() -> None:
-    result = run_replay(str(EXAMPLES))
+    result = run_replay(str(EXAMPLES), "--handoff")  # the handoff message and note need the workflow
     assert result.returncode == 0, result.stderr
     out = records(result.stdout)
     lines = [json.loads(line) for line in EXAMPLES.read_text().splitlines()]

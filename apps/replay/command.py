@@ -12,7 +12,6 @@ below A's, so that a policy change can be gated in CI.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any, TextIO
 
 from baton.apps import evaluation
 from baton.apps.output import unwritable, write_failed
-from baton.apps.replay.runner import replay, replay_both, replay_models
+from baton.apps.replay.replayers import Replayer, choose_replayer
 from baton.apps.replay.summary import summarize, summarize_comparison
 from baton.apps.replay.transcripts import ReplayConversation, ReplayInputError, read_transcripts
 from baton.classifier.scorer import Scorer
@@ -50,6 +49,21 @@ def _write_summary(target: str, figures: Mapping[str, Any]) -> int:
         print(write_failed(target, err), file=sys.stderr)
         return 2
     return 0
+
+
+def _replayer(args: argparse.Namespace, policy_files: list[str | None], total: int) -> Replayer | None:
+    """The engine the output needs (see baton.apps.replay.replayers), or None after printing why not."""
+    try:
+        return choose_replayer(
+            getattr(args, "engine", None),
+            handoff=bool(getattr(args, "handoff", False)),
+            policy_files=policy_files,
+            workers=getattr(args, "workers", None),
+            total=total,
+        )
+    except ValueError as err:
+        print(f"replay: {err}", file=sys.stderr)
+        return None
 
 
 def run_replay_command(args: argparse.Namespace) -> int:
@@ -90,15 +104,22 @@ def run_replay_command(args: argparse.Namespace) -> int:
         if problem:
             print(problem, file=sys.stderr)
             return 2
+    runs = 2 if compare or compare_model else 1
+    replayer = _replayer(args, list(compare) if compare else [args.policy], len(conversations) * runs)
+    if replayer is None:
+        return 2
     began = time.monotonic()
     with ExitStack() as stack:
         out = stack.enter_context(open(args.output, "w", encoding="utf-8")) if args.output else sys.stdout
+        stack.enter_context(replayer)
         if compare:
-            return _compare(conversations, compare, names, out, began, max_f1_drop, summary_json, str(path))
+            return _compare(replayer, conversations, compare, names, out, began, max_f1_drop, summary_json, str(path))
         if models is not None:
-            return _compare_models(conversations, args.policy, models, out, began, max_f1_drop, summary_json, str(path))
-        records = asyncio.run(replay(conversations, args.policy, out))
-    print(summarize(records, time.monotonic() - began), file=sys.stderr)
+            return _compare_models(
+                replayer, conversations, args.policy, models, out, began, max_f1_drop, summary_json, str(path)
+            )
+        records = replayer.one(conversations, args.policy, out)
+    print(summarize(records, time.monotonic() - began, replayer.name), file=sys.stderr)
     if summary_json:
         return _write_summary(
             summary_json, {"file": str(path), "policy": args.policy or "default", **evaluation.metrics(records)}
@@ -107,6 +128,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
 
 
 def _compare(
+    replayer: Replayer,
     conversations: list[ReplayConversation],
     policies: list[str],
     names: list[str],
@@ -118,12 +140,15 @@ def _compare(
 ) -> int:
     """`--compare A B`: changed conversations on `out`, the comparison on stderr; 1 when F1 fell too far."""
     allowed = evaluation.DEFAULT_MAX_F1_DROP if max_f1_drop is None else max_f1_drop
-    before, after = asyncio.run(replay_both(conversations, policies[0], policies[1]))
+    before, after = replayer.both(conversations, policies[0], policies[1])
     comparison = evaluation.compare_records(before, after)
     for entry in comparison["changed"]:
         out.write(json.dumps(entry) + "\n")
     out.flush()
-    print(summarize_comparison(comparison, (names[0], names[1]), time.monotonic() - began, allowed), file=sys.stderr)
+    print(
+        summarize_comparison(comparison, (names[0], names[1]), time.monotonic() - began, allowed, engine=replayer.name),
+        file=sys.stderr,
+    )
     failed = bool(comparison["before"]["labelled"]) and evaluation.exceeds_f1_drop(comparison, allowed)
     if summary_json:
         figures = {
@@ -164,6 +189,7 @@ def _load_models(specs: list[str], models_dir: Path | None) -> list[Scorer] | No
 
 
 def _compare_models(
+    replayer: Replayer,
     conversations: list[ReplayConversation],
     policy: str | None,
     models: list[Scorer],
@@ -176,14 +202,17 @@ def _compare_models(
     """`--compare-model OLD NEW`: as `--compare`, with one policy and two classifiers; every message is scored
     by each model afresh (recorded scores are not used). Exit 1 when NEW's F1 fell too far below OLD's."""
     allowed = evaluation.DEFAULT_MAX_F1_DROP if max_f1_drop is None else max_f1_drop
-    before, after = asyncio.run(replay_models(conversations, policy, models[0], models[1]))
+    before, after = replayer.models(conversations, policy, models[0], models[1])
     comparison = evaluation.compare_records(before, after)
     for entry in comparison["changed"]:
         out.write(json.dumps(entry) + "\n")
     out.flush()
     names = (f"model {models[0].version}", f"model {models[1].version}")
     under = f"2 models (policy {policy or 'default'})"
-    print(summarize_comparison(comparison, names, time.monotonic() - began, allowed, under), file=sys.stderr)
+    print(
+        summarize_comparison(comparison, names, time.monotonic() - began, allowed, under, engine=replayer.name),
+        file=sys.stderr,
+    )
     failed = bool(comparison["before"]["labelled"]) and evaluation.exceeds_f1_drop(comparison, allowed)
     if summary_json:
         figures = {

@@ -4,8 +4,8 @@ A record is built once, when its conversation's replay ends, and printed as one 
 (``ReplayRecord.json_line()``) with the keys and the order the replay has always printed:
 
     conversation_id, escalated, urgency, at_message, triggers, decisions,
-    then for an escalated conversation messages_to_escalation, seconds_to_escalation, handoff_message,
-    note_summary, note_source, and for a labelled one its label (without empty fields).
+    then for an escalated conversation messages_to_escalation, seconds_to_escalation, and, when the workflow
+    replayed it, handoff_message, note_summary, note_source; for a labelled one its label (without empty fields).
 
 A decision is logged for each customer message ({message_index, action, urgency, signals}); a message the
 workflow rejected gets {message_index, action: "rejected", error}. The same model reads saved records back
@@ -28,7 +28,8 @@ from pydantic import (
     model_serializer,
 )
 
-# Printed only for an escalated conversation, in this order.
+# Printed only for an escalated conversation, in this order; the handoff's only when the workflow wrote them.
+HANDOFF_FIELDS = ("handoff_message", "note_summary", "note_source")
 ESCALATION_FIELDS = (
     "messages_to_escalation",
     "seconds_to_escalation",
@@ -145,6 +146,9 @@ class ReplayRecord(BaseModel):
         data: dict[str, Any] = handler(self)
         if self.at_message is None:
             for name in ESCALATION_FIELDS:
+                data.pop(name, None)
+        for name in HANDOFF_FIELDS:  # written by the workflow only (`--handoff`); absent, not null, otherwise
+            if data.get(name) is None:
                 data.pop(name, None)
         data.pop("label", None)
         if self.label is not None:

@@ -35,6 +35,7 @@ from baton.worker.connection import data_converter, register_search_attributes
 from baton.worker.wiring import build_worker
 
 NOTE_WAIT_SECONDS = 60.0
+OnBatch = Callable[[list[ReplayRecord]], None]
 BATCH_SIZE = 50  # conversations sharing one timeline; bounded by the server's in-flight updates
 
 
@@ -163,7 +164,7 @@ async def replay_policy(
     run_id: str,
     *,
     batch_size: int = BATCH_SIZE,
-    on_batch: Callable[[list[ReplayRecord]], None] | None = None,
+    on_batch: OnBatch | None = None,
     scorer: Scorer | None = None,
 ) -> list[ReplayRecord]:
     """Replay every conversation on the worker serving `task_queue` (see policy_worker), batch after batch.
@@ -191,16 +192,32 @@ def _writer(out: TextIO) -> Callable[[list[ReplayRecord]], None]:
 
 
 async def replay(
-    conversations: list[ReplayConversation], policy_file: str | None, out: TextIO, batch_size: int = BATCH_SIZE
+    conversations: list[ReplayConversation],
+    policy_file: str | None,
+    out: TextIO,
+    batch_size: int = BATCH_SIZE,
+    on_batch: OnBatch | None = None,
 ) -> list[ReplayRecord]:
-    """Replay under one policy, writing one JSON record per conversation to `out` as batches finish."""
+    """Replay under one policy, writing one JSON record per conversation to `out` as batches finish (and handing
+    each batch to `on_batch`, e.g. a progress bar)."""
     run_id = uuid.uuid4().hex[:8]
+    write = _writer(out)
+
+    def done(batch: list[ReplayRecord]) -> None:
+        write(batch)
+        if on_batch is not None:
+            on_batch(batch)
+
     async with replay_environment() as env, policy_worker(env, policy_file, run_id) as task_queue:
-        return await replay_policy(env, task_queue, conversations, run_id, batch_size=batch_size, on_batch=_writer(out))
+        return await replay_policy(env, task_queue, conversations, run_id, batch_size=batch_size, on_batch=done)
 
 
 async def replay_both(
-    conversations: list[ReplayConversation], policy_a: str, policy_b: str, batch_size: int = BATCH_SIZE
+    conversations: list[ReplayConversation],
+    policy_a: str,
+    policy_b: str,
+    batch_size: int = BATCH_SIZE,
+    on_batch: OnBatch | None = None,
 ) -> tuple[list[ReplayRecord], list[ReplayRecord]]:
     """Replay the same conversations under two policies, one after the other on one test server.
 
@@ -215,8 +232,8 @@ async def replay_both(
         policy_worker(env, policy_a, run_a) as queue_a,
         policy_worker(env, policy_b, run_b) as queue_b,
     ):
-        before = await replay_policy(env, queue_a, conversations, run_a, batch_size=batch_size)
-        after = await replay_policy(env, queue_b, conversations, run_b, batch_size=batch_size)
+        before = await replay_policy(env, queue_a, conversations, run_a, batch_size=batch_size, on_batch=on_batch)
+        after = await replay_policy(env, queue_b, conversations, run_b, batch_size=batch_size, on_batch=on_batch)
     return before, after
 
 
@@ -226,6 +243,7 @@ async def replay_models(
     model_a: Scorer,
     model_b: Scorer,
     batch_size: int = BATCH_SIZE,
+    on_batch: OnBatch | None = None,
 ) -> tuple[list[ReplayRecord], list[ReplayRecord]]:
     """Replay the same conversations under one policy with two classifiers, one after the other.
 
@@ -239,6 +257,10 @@ async def replay_models(
         policy_worker(env, policy_file, run_a, model_a) as queue_a,
         policy_worker(env, policy_file, run_b, model_b) as queue_b,
     ):
-        before = await replay_policy(env, queue_a, conversations, run_a, batch_size=batch_size, scorer=model_a)
-        after = await replay_policy(env, queue_b, conversations, run_b, batch_size=batch_size, scorer=model_b)
+        before = await replay_policy(
+            env, queue_a, conversations, run_a, batch_size=batch_size, on_batch=on_batch, scorer=model_a
+        )
+        after = await replay_policy(
+            env, queue_b, conversations, run_b, batch_size=batch_size, on_batch=on_batch, scorer=model_b
+        )
     return before, after

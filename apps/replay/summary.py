@@ -78,11 +78,19 @@ def evaluation_lines(figures: Metrics) -> list[str]:
     return lines
 
 
-def summarize(records: list[ReplayRecord], elapsed: float) -> str:
+def _how(engine: str | None, conversations: int, elapsed: float) -> str:
+    """Which engine replayed, and how fast: " (engine, 2,400 conversations/s)"."""
+    if engine is None:
+        return ""
+    rate = f", {conversations / elapsed:,.0f} conversations/s" if elapsed > 0 and conversations else ""
+    return f" ({engine}{rate})"
+
+
+def summarize(records: list[ReplayRecord], elapsed: float, engine: str | None = None) -> str:
     total = len(records)
     escalated = [r for r in records if r.escalated]
     lines = [
-        f"replayed {total} conversations in {elapsed:.1f}s",
+        f"replayed {total} conversations in {elapsed:.1f}s{_how(engine, total, elapsed)}",
         f"escalated: {len(escalated)} ({100 * len(escalated) / total:.1f}%)" if total else "escalated: 0",
     ]
     urgencies = Counter(r.urgency for r in escalated)
@@ -99,12 +107,18 @@ def summarize(records: list[ReplayRecord], elapsed: float) -> str:
 
 
 def summarize_comparison(
-    comparison: Comparison, names: tuple[str, str], elapsed: float, max_f1_drop: float, under: str = "2 policies"
+    comparison: Comparison,
+    names: tuple[str, str],
+    elapsed: float,
+    max_f1_drop: float,
+    under: str = "2 policies",
+    engine: str | None = None,
 ) -> str:
     before, after, delta = comparison["before"], comparison["after"], comparison["delta"]
     changed = comparison["changed"]
+    how = _how(engine, 2 * before["conversations"], elapsed)
     lines = [
-        f"replayed {before['conversations']} conversations under {under} in {elapsed:.1f}s",
+        f"replayed {before['conversations']} conversations under {under} in {elapsed:.1f}s{how}",
         f"A: {names[0]}",
         f"B: {names[1]}",
     ]
