@@ -12,14 +12,14 @@ from baton.apps.replay.records import (
     RejectedMessage,
     ReplayRecord,
 )
-from baton.apps.replay.transcripts import ReplayConversation
+from baton.apps.replay.transcripts import Transcript
 from baton.contract.messages import Decision, HandoffNote, TriggerHit
 
 
 class RecordCollector:
     """The decisions of one replayed conversation, in message order; `record()` once its replay has ended."""
 
-    def __init__(self, conv: ReplayConversation, offsets: list[timedelta]) -> None:
+    def __init__(self, conv: Transcript, offsets: list[timedelta]) -> None:
         self.conv = conv
         self.offsets = offsets
         self.decisions: list[MessageDecision | RejectedMessage] = []

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from baton.activities.crm.context import merge_facts
 from baton.apps.replay.collect import RecordCollector
 from baton.apps.replay.records import ReplayRecord
-from baton.apps.replay.transcripts import ReplayConversation, message_times, rebase_customer
+from baton.apps.replay.transcripts import ReplayConversation, Transcript, message_times, rebase_customer
 from baton.classifier.scorer import Scorer
 from baton.contract.errors import ErrorType
 from baton.contract.messages import (
@@ -33,8 +33,8 @@ from baton.contract.messages import (
     Decision,
     MessageIn,
     Phase,
+    Signals,
 )
-from baton.contract.scoring import MessageScores
 from baton.policies.schema import Policy
 from baton.workflows.conversation import decision
 from baton.workflows.conversation.decision import Outcome
@@ -46,7 +46,26 @@ CHUNK = 200
 def replay_conversation(
     conv: ReplayConversation, policy: Policy, scorer: Scorer, replay_now: datetime, run_id: str = "engine"
 ) -> ReplayRecord:
-    """`conv` decided message by message as the conversation workflow decides it (see the module's docstring)."""
+    """`conv` decided message by message as the conversation workflow decides it (see the module's docstring),
+    each customer message scored by `scorer` as the gateway scores it."""
+
+    def scored(state: ConversationState, message: MessageIn, _index: int) -> Signals:
+        scores = scorer.score(message.text)
+        return decision.signals_from(state, scores, message.text, decision.scoring_window(state))
+
+    return decide_conversation(conv, policy, scored, replay_now, run_id)
+
+
+def decide_conversation(
+    conv: Transcript,
+    policy: Policy,
+    signals_of: Callable[[ConversationState, MessageIn, int], Signals],
+    replay_now: datetime,
+    run_id: str = "engine",
+) -> ReplayRecord:
+    """`conv` decided by the workflow's decision functions, with `signals_of(state, message, index)` giving each
+    customer message's signals (scored afresh, or as recorded: `baton policy tune`). The customer's dates are
+    moved onto `replay_now` (the conversation's own start keeps them as they were)."""
     offsets = message_times(conv)
     start = ConversationStart(
         conversation_id=f"replay-{run_id}-{conv.conversation_id}",
@@ -68,17 +87,17 @@ def replay_conversation(
             collected.rejected(index, f"{ErrorType.INVALID_MESSAGE}: {'; '.join(problems)}")
             continue
         if message.role == "customer":
-            collected.decided(index, _on_customer(state, policy, message, scorer.score(message.text), now))
+            signals = signals_of(state, message, index)
+            collected.decided(index, _on_customer(state, policy, message, signals, now))
         else:  # the bot's reply (an agent's message is refused above: nobody picks up in a replay)
             decision.record(state, message.message_id, message.role, message.text, now)
     return collected.record()
 
 
 def _on_customer(
-    state: ConversationState, policy: Policy, message: MessageIn, scores: MessageScores, now: datetime
+    state: ConversationState, policy: Policy, message: MessageIn, signals: Signals, now: datetime
 ) -> Decision:
     """The workflow's `_on_customer` with no queue, surge or judge: see ConversationWorkflow."""
-    signals = decision.signals_from(state, scores, message.text, decision.scoring_window(state))
     assessment = decision.take_customer_message(state, policy, message.message_id, message.text, signals, now)
     if state.phase == Phase.BOT:
         if assessment.urgency is None:

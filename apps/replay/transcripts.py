@@ -7,7 +7,7 @@ lifecycle rules see the account as it was when the conversation happened.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -48,6 +48,33 @@ class ReplayInputError(ValueError):
     pass
 
 
+class TranscriptMessage(Protocol):
+    @property
+    def role(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def at(self) -> datetime | None: ...
+
+
+class Transcript(Protocol):
+    """What the replay reads of a conversation: a `ReplayConversation`, or a `baton policy tune` line (which
+    carries each customer message's recorded scores as well)."""
+
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def customer(self) -> ReplayCustomer: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def messages(self) -> Sequence[TranscriptMessage]: ...
+    @property
+    def label(self) -> ReplayLabel | None: ...
+
+
 class _Conversation(Protocol):
     conversation_id: str
 
@@ -85,7 +112,7 @@ def read_transcripts(lines: Iterable[str], source: str) -> list[ReplayConversati
     return conversations
 
 
-def message_times(conv: ReplayConversation) -> list[timedelta]:
+def message_times(conv: Transcript) -> list[timedelta]:
     """Offsets of each message from the conversation's start, realistic where `at` is missing."""
     origin = conv.started_at or next((m.at for m in conv.messages if m.at is not None), None)
     offsets: list[timedelta] = []
@@ -109,7 +136,7 @@ def _shift_date(value: date | None, days: int) -> date | None:
     return None if value is None else value + timedelta(days=days)
 
 
-def rebase_customer(conv: ReplayConversation, replay_now: datetime) -> CustomerFacts:
+def rebase_customer(conv: Transcript, replay_now: datetime) -> CustomerFacts:
     facts = CustomerFacts.model_validate(conv.customer.model_dump(exclude={"id"}))
     if conv.started_at is None:
         return facts
