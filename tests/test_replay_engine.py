@@ -105,3 +105,27 @@ def test_options_that_cannot_work_together_are_refused_by_name() -> None:
     assert workers.returncode == 2 and "--workers applies to the engine" in workers.stderr
     zero = _replay(str(LABELLED), "--workers", "0")
     assert zero.returncode == 2 and "--workers" in zero.stderr
+
+
+def test_replay_shows_a_bar_on_a_terminal_only() -> None:
+    from tests.test_progress import (
+        RATE,
+        TIME_LEFT,
+        assert_no_bar,
+        final_bar,
+        quiet_environment,
+        run_in_pipe,
+        run_on_terminal,
+    )
+
+    args = ["replay", str(LABELLED)]
+    piped = run_in_pipe(args, quiet_environment())
+    assert piped.returncode == 0, piped.stderr
+    assert_no_bar(piped.stderr)
+    shown = run_on_terminal(args, quiet_environment())
+    assert shown.returncode == 0, shown.stderr
+    bar = final_bar(shown.stderr, "replay (engine)")
+    assert bar.startswith("replay (engine): 100%") and "24/24 [" in bar
+    assert RATE.search(bar) and TIME_LEFT.search(bar), bar
+    assert "\nreplayed 24 conversations" in shown.stderr  # the summary starts a line of its own, after the bar
+    assert shown.stdout == piped.stdout
