@@ -47,7 +47,7 @@ def _timed(run: Callable[[], object], count: int) -> dict[str, float]:
     }
 
 
-def measure(conversations: list[ReplayConversation], workflow_count: int) -> dict[str, Any]:
+def measure(conversations: list[ReplayConversation], workflow_count: int, engine: bool = True) -> dict[str, Any]:
     policy = replayed_policy(None)
     model: Scorer = scorer_for(get_settings())
     rules: Scorer = RuleScorer()
@@ -57,7 +57,7 @@ def measure(conversations: list[ReplayConversation], workflow_count: int) -> dic
     replay_engine(conversations[:50], policy, rules, workers=1)
     figures: dict[str, Any] = {"load_average": os.getloadavg(), "cores": cores, "runs": {}}
     runs = figures["runs"]
-    for name, scorer in (("rules", rules), ("model", model)):
+    for name, scorer in (("rules", rules), ("model", model)) if engine else ():
         runs[f"engine, {name}, 1 process"] = _timed(
             lambda s=scorer: replay_engine(conversations, policy, s, workers=1), len(conversations)
         )
@@ -86,12 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conversations", type=int, default=2000, help="one-message conversations (default 2000)")
     parser.add_argument("--planted", type=int, default=0, help="multi-turn helpdesk conversations to add (max 624)")
     parser.add_argument("--workflow", type=int, default=300, help="of those, replayed by the workflow (0: skip)")
+    parser.add_argument("--no-engine", action="store_true", help="time the workflow mode only (e.g. to profile it)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     configure_logging("console", "WARNING")  # as `baton replay` runs: the worker's info lines are not the output
     lines = corpus(limit=args.planted, one_liners=args.conversations)
     conversations = read_transcripts(lines, "corpus")
-    figures = measure(conversations, min(args.workflow, len(conversations)))
+    figures = measure(conversations, min(args.workflow, len(conversations)), engine=not args.no_engine)
     print(_table(figures))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
