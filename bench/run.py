@@ -111,6 +111,8 @@ class Samples:
     first: list[float] = field(default_factory=list)  # the message that starts the workflow
     later: list[float] = field(default_factory=list)  # every other message
     wall: float = 0.0  # seconds spent in measured rounds
+    cpu: float = 0.0  # CPU seconds of this process (client and workers) in measured rounds
+    server_cpu: float = 0.0  # CPU seconds of the dev server in measured rounds
     escalations: int = 0
 
     @property
@@ -170,12 +172,39 @@ async def send_echo(client: Client, task_queue: str, start: ConversationStart, m
     )
 
 
+def process_cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time of a process (Linux /proc); NaN when it cannot be read."""
+    if pid is None:
+        return math.nan
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dev_server_pid() -> int | None:
+    """The dev server this process started (a child named temporal), or None off Linux."""
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            name, rest = (entry / "stat").read_text().split("(", 1)[1].rsplit(")", 1)
+        except OSError:
+            continue
+        if name.startswith("temporal") and int(rest.split()[1]) == os.getpid():
+            return int(entry.name)
+    return None
+
+
 class Bench:
     def __init__(self, client: Client, queues: dict[str, str]) -> None:
         self.client = client
         self.queues = queues
+        self.server_pid = dev_server_pid()
         self.tag = uuid.uuid4().hex[:6]
         self.rounds_run = 0
+        # One scorer for the whole run, as the gateway loads one at start (a load per conversation is not a cost
+        # of the message path).
+        self.scorer = scorer_for(Settings())
 
     def handle(self, system: str, conversation_id: str) -> WorkflowHandle:
         if system == BATON:
@@ -185,8 +214,7 @@ class Bench:
     async def _conversation(self, system: str, conversation_id: str, offset: int, messages: int, out: Samples) -> None:
         start = start_for(conversation_id)
         # Baton's messages are scored on the way in, as the gateway does (the cost is counted in the latency).
-        scorer = scorer_for(Settings()) if system == BATON else None
-        send = functools.partial(baton_client.send_message, scorer=scorer) if system == BATON else send_echo
+        send = functools.partial(baton_client.send_message, scorer=self.scorer) if system == BATON else send_echo
         for index in range(messages):
             message = message_for(conversation_id, index, offset)
             began = time.perf_counter()
@@ -201,9 +229,11 @@ class Bench:
         """One measured round; returns the conversation ids, still open."""
         self.rounds_run += 1
         ids = [f"bench-{self.tag}-r{self.rounds_run}-{system}-{j}" for j in range(conversations)]
-        began = time.perf_counter()
+        began, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu_seconds(self.server_pid)
         await asyncio.gather(*(self._conversation(system, cid, j, messages, out) for j, cid in enumerate(ids)))
         out.wall += time.perf_counter() - began
+        out.cpu += time.process_time() - cpu
+        out.server_cpu += process_cpu_seconds(self.server_pid) - server_cpu
         return ids
 
     async def close(self, system: str, ids: list[str]) -> None:
@@ -271,6 +301,8 @@ def summarise(samples: dict[int, dict[str, Samples]], histories: dict[str, list[
                 "first_p50_ms": percentile(s.first, 50) * 1000,
                 "later_p50_ms": percentile(s.later, 50) * 1000,
                 "messages_per_s": s.messages / s.wall if s.wall else math.nan,
+                "cpu_ms_per_message": s.cpu / s.messages * 1000,
+                "server_cpu_ms_per_message": s.server_cpu / s.messages * 1000,
                 "escalations": s.escalations,
             }
         b, e = row[BATON], row[ECHO]
@@ -278,6 +310,8 @@ def summarise(samples: dict[int, dict[str, Samples]], histories: dict[str, list[
             "p50": b["p50_ms"] / e["p50_ms"],
             "p99": b["p99_ms"] / e["p99_ms"],
             "throughput": b["messages_per_s"] / e["messages_per_s"],
+            "cpu": (b["cpu_ms_per_message"] + b["server_cpu_ms_per_message"])
+            / (e["cpu_ms_per_message"] + e["server_cpu_ms_per_message"]),
         }
         levels.append(row)
 
@@ -329,7 +363,7 @@ def print_report(result: dict, meta: dict) -> None:
     )
     head = (
         f"{'conv':>5} {'system':<6} {'msgs':>5} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'1st p50':>8} {'rest p50':>8} {'msg/s':>8} {'esc':>4}"
+        f"{'1st p50':>8} {'rest p50':>8} {'msg/s':>8} {'esc':>4} {'cpu ms':>7} {'srv ms':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -338,15 +372,17 @@ def print_report(result: dict, meta: dict) -> None:
             s = row[system]
             print(
                 f"{row['conversations']:>5} {system:<6} {s['messages']:>5} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f} "
-                f"{s['first_p50_ms']:>8.2f} {s['later_p50_ms']:>8.2f} {s['messages_per_s']:>8.1f} {s['escalations']:>4}"
+                f"{s['first_p50_ms']:>8.2f} {s['later_p50_ms']:>8.2f} {s['messages_per_s']:>8.1f} "
+                f"{s['escalations']:>4} {s['cpu_ms_per_message']:>7.2f} {s['server_cpu_ms_per_message']:>7.2f}"
             )
+    print("  cpu ms: CPU time of this process (client and workers) per message; srv ms: the dev server's")
     print()
-    head = f"{'conv':>5} {'p50 x':>7} {'p99 x':>7} {'msg/s x':>8}   (Baton / echo)"
+    head = f"{'conv':>5} {'p50 x':>7} {'p99 x':>7} {'msg/s x':>8} {'cpu x':>7}   (Baton / echo; cpu: both processes)"
     print(head)
     print("-" * len(head))
     for row in result["levels"]:
         r = row["ratio"]
-        print(f"{row['conversations']:>5} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['throughput']:>8.2f}")
+        print(f"{row['conversations']:>5} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['throughput']:>8.2f} {r['cpu']:>7.2f}")
     print()
     print("History events per customer message (open workflows, up to the last decision)")
     head = f"{'system':<6} {'convs':>5} {'all msgs':>9} {'1st msg':>8} {'marginal':>9}"
@@ -396,11 +432,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--conversations", default="1,10,50", help="comma-separated concurrency levels (default 1,10,50)"
     )
     parser.add_argument("--json", type=Path, help="also write the results to this file as JSON")
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="compile workflow modules from source for every workflow run (an editable install under "
+        "PYTHONDONTWRITEBYTECODE) instead of loading cached bytecode as an installed worker does",
+    )
     args = parser.parse_args(argv)
     args.levels = [int(x) for x in args.conversations.split(",") if x.strip()]
     if args.messages < 2 or not args.levels or min(args.levels) < 1:
         parser.error("need --messages >= 2 and concurrency levels >= 1")
     return args
+
+
+def use_bytecode_cache() -> None:
+    """Load workflow modules from bytecode, as an installed worker does (pip compiles a wheel's modules).
+
+    The sandbox imports a workflow's module afresh for every workflow run. In a checkout under
+    PYTHONDONTWRITEBYTECODE nothing keeps the bytecode, so every conversation would pay for compiling its
+    workflow's source, which a deployed worker never does. The cache goes to a temporary directory.
+    """
+    if sys.dont_write_bytecode:
+        sys.pycache_prefix = tempfile.mkdtemp(prefix="baton-bench-pyc-")
+        sys.dont_write_bytecode = False
 
 
 def dev_server_path() -> str:
@@ -412,6 +466,8 @@ def dev_server_path() -> str:
 
 async def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if not args.no_bytecode:
+        use_bytecode_cache()
     # As the worker logs in production (JSON), but only warnings: the CRM
     # lookup logs one line per conversation, which is noise in a report.
     configure_logging("json", "WARNING")
