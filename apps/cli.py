@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from baton.apps.argtypes import positive_int
+
 TEMPORAL_COMMANDS = ("replay", "export", "worker", "gateway", "dev", "incident")
 
 
@@ -62,16 +64,6 @@ def _f1_drop(value: str) -> float:
     if not 0.0 <= drop <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return drop
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return number
 
 
 def _incident(args: argparse.Namespace) -> int:
@@ -374,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="engine mode: processes deciding in parallel (default: one per core)",

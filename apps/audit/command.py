@@ -10,19 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from baton.apps.argtypes import positive_int
 from baton.apps.audit.shortfalls import DEFAULT_LOW_CSAT, DEFAULT_MANY_TURNS
 
 FORMATS = ("table", "json")
-
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
 
 
 def _csat(value: str) -> float:
@@ -59,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     audit.add_argument("--format", choices=FORMATS, default="table")
     audit.add_argument(
         "--many-turns",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MANY_TURNS,
         metavar="N",
         help=f"customer messages that make a conversation long (default {DEFAULT_MANY_TURNS})",
@@ -73,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     audit.add_argument(
         "--min-count",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="conversations a scenario type needs to be listed (default: 5, or 1%% of the conversations if more)",
