@@ -656,7 +656,9 @@ def chart(result: dict, path: Path) -> None:
             ax.plot(xs, row["p50_by_500_ms"], "o-", label=label)
         ax.set_xlabel("customer message")
         ax.set_ylabel(f"p50 of each {WINDOW} messages (ms)")
-        ax.set_title(f"One {long[0]['messages']}-message conversation")
+        stops = [row["stopped"]["at_message"] for row in long if row.get("stopped")]
+        title = f"A {long[0]['messages']}-message conversation"
+        ax.set_title(f"{title}: stuck at message {min(stops)}" if stops else title)
         ax.set_ylim(bottom=0)
         ax.legend()
     workers = result.get("workers")
