@@ -3,20 +3,27 @@
 Starts the stack as processes on loopback (bench/stack.py: a Temporal dev server, Baton workers and a
 gateway, each its own process, so a worker's RSS is the worker's alone) and measures:
 
-1. **Idle conversations**: N conversations opened with one customer message each, left open, then the
-   worker's RSS (VmRSS) and the p50 of a next message to a conversation used a moment ago (in the
-   worker's sticky cache) and to one of the oldest (evicted: the worker replays its history first).
-2. **One long conversation**: K customer messages one after another; p50 of the first and of the last
-   500, the runs continue-as-new made, and the largest history of a run.
-3. **Workers**: throughput of 50 conversations at once with one worker and with two on the task queue.
-4. **Gateway**: p50 of a message through the gateway's HTTP API against a direct client call.
+1. **Idle conversations** (`idle`): N conversations opened with one customer message each, left open, then the
+   worker's RSS (VmRSS) and the p50 and worker CPU of a next message to a conversation used a moment ago (in
+   the worker's sticky cache) and to one of the oldest (evicted: the worker replays its history first).
+2. **One long conversation** (`long`): K customer messages one after another; p50 of the first and of the last
+   500, the runs continue-as-new made, the largest history of a run and the state each run carried; where it
+   stops, if it does.
+3. **Workers** (`workers`): throughput of 50 conversations at once with one worker and with two on the task
+   queue, and the CPU the workers and the server spent per message.
+4. **Gateway** (`gateway`): p50 of a message through the gateway's HTTP API against a direct client call, and
+   the gateway's CPU per message.
+5. **Actions** (`actions`): history events and Temporal Cloud actions of a bot-only and of an escalated
+   conversation, over every workflow they reach.
+6. **Codec** (`codec`): the payload codec's time for a message and for the state a long conversation carries.
 
 Every latency is measured in at least two rounds, alternated with what it is compared with (ABBA).
 The policy is the default one with the count triggers out of reach (so a 5,000-message conversation
 stays with the bot, while every trigger is still evaluated) and no idle close (so open conversations
-stay open whatever the run's length).
+stay open whatever the run's length). Figures and what they mean: bench/README.md, "How cost grows".
 
-    .venv/bin/python -m bench.growth [--idle 1000,10000,50000] [--long 5000] [--json FILE] [--chart FILE.png]
+    .venv/bin/python -m bench.growth [--idle 1000,10000,50000] [--long 5000] [--parts idle,long,...]
+                                     [--json FILE] [--chart FILE.png] [--from-json FILE ...]
 """
 
 from __future__ import annotations
