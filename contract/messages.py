@@ -170,6 +170,10 @@ class ConversationState(ContractModel):
     model_version: str | None = Field(default=None, description="The classifier version pinned at the first score")
     judge_tokens: int = Field(default=0, description="LLM judge tokens spent in this conversation")
     start_recorded: bool = Field(default=False, description="The store has the conversation's row since it began")
+    dropped_messages: int = Field(
+        default=0,
+        description="Transcript entries left behind at continue-as-new (the first message and the latest are kept)",
+    )
 
 
 class ConversationInput(ContractModel):

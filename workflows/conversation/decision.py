@@ -31,6 +31,11 @@ from baton.policies.routing import choose_queue
 from baton.policies.schema import Policy
 
 SCORING_WINDOW = 6  # earlier customer messages the scorer sees
+# What a new run carries of a long conversation (continue-as-new): Temporal refuses a payload over 2 MiB, and a
+# conversation carrying everything stopped for good at about 1,900 messages (bench/growth.py). Far more than any
+# trigger reads (the longest look back is a few turns), and what an agent reads at pickup with the note.
+CARRIED_MESSAGES = 300
+CARRIED_TEXT_CHARS = 300_000
 
 
 @dataclass
@@ -142,6 +147,28 @@ def open_escalation(
 def raises_urgency(assessment: Assessment, escalation: Escalation) -> bool:
     """A later message that needs a person at once while the conversation waits in the queued lane."""
     return assessment.urgency == "immediate" and escalation.urgency == "queued"
+
+
+def carried(state: ConversationState) -> ConversationState:
+    """The state a new run starts from: all of it, except that a long transcript keeps its first message (what
+    the customer came with, and when) and its latest ones, up to CARRIED_MESSAGES entries and CARRIED_TEXT_CHARS
+    of text; decisions are kept for the latest CARRIED_MESSAGES message ids (a retry of an older one is long over)."""
+    transcript = state.transcript
+    recent: list[TranscriptEntry] = []
+    chars = len(transcript[0].text) if transcript else 0
+    for entry in reversed(transcript[1:]):
+        if len(recent) + 1 >= CARRIED_MESSAGES or chars + len(entry.text) > CARRIED_TEXT_CHARS:
+            break
+        recent.append(entry)
+        chars += len(entry.text)
+    dropped = max(0, len(transcript) - 1 - len(recent))
+    if not dropped and len(state.decisions) <= CARRIED_MESSAGES:
+        return state
+    kept = [transcript[0], *reversed(recent)] if transcript else []
+    decisions = dict(list(state.decisions.items())[-CARRIED_MESSAGES:])
+    return state.model_copy(
+        update={"transcript": kept, "decisions": decisions, "dropped_messages": state.dropped_messages + dropped}
+    )
 
 
 def raise_urgency(escalation: Escalation) -> None:
