@@ -134,6 +134,11 @@ async def test_a_chat_left_idle_closes_itself_and_is_reported(env: WorkflowEnvir
     # From the bot's last answer, to the second (the timer fires on time; the close is recorded just after).
     assert CHAT_IDLE <= recorded.closed_at - state.transcript[-1].at < CHAT_IDLE + timedelta(seconds=1)
     assert recorded.customer_messages == 2
+    # Messages do not restart the idle timer: it runs on, and when it fires the loop waits out the rest, so
+    # history gains no cancelled-and-started timer pair per message.
+    events = [e async for e in handle(client, start.conversation_id).fetch_history_events()]
+    assert not any(e.HasField("timer_canceled_event_attributes") for e in events)
+    assert sum(e.HasField("timer_started_event_attributes") for e in events) == 2  # 30 min from b1, then the rest
 
     figures = await report(store, Month.containing(recorded.started_at))
     assert (figures["conversations"], figures["abandoned"], figures["escalated_conversations"]) == (1, 1, 0)

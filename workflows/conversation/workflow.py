@@ -64,6 +64,7 @@ IDLE_CLOSE_PATCH = "idle-close"
 # Runs recorded before this marker wrote the conversation's row only when it closed.
 START_RECORDED_PATCH = "start-recorded-at-first-message"
 CARRY_BOUNDED_PATCH = "carry-bounded-transcript"
+IDLE_TIMER_KEPT_PATCH = "idle-timer-kept-across-messages"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class ConversationWorkflow:
         handoff.start_note_if_needed()
         # Runs recorded before idle close waited for a step of the ladder only; they replay that way.
         idle_close = workflow.patched(IDLE_CLOSE_PATCH)
+        # Runs recorded before this marker restarted the idle timer on every message (a cancelled and a started
+        # timer in history each time); after it the timer runs on and, when it fires, the loop waits out the rest.
+        steady_idle = idle_close and workflow.patched(IDLE_TIMER_KEPT_PATCH)
         while not self._should_stop():
             seen = handoff.replans
             step = handoff.next_step()
@@ -119,7 +123,9 @@ class ConversationWorkflow:
                 await workflow.wait_condition(
                     # A message, a pickup or a resolution moves the idle deadline: wait again from it.
                     lambda seen=seen, idle=idle: (
-                        self._should_stop() or handoff.replans != seen or (idle_close and self._idle_deadline() != idle)
+                        self._should_stop()
+                        or handoff.replans != seen
+                        or (idle_close and self._idle_moved(idle, steady_idle))
                     ),
                     timeout=(due - now) if due else None,
                     timeout_summary=summary,
@@ -187,6 +193,14 @@ class ConversationWorkflow:
 
     def _idle_deadline(self) -> datetime | None:
         return idle_deadline(self._state, self._ready.policy.idle_close, workflow.info().start_time)
+
+    def _idle_moved(self, waited_for: datetime | None, steady: bool) -> bool:
+        """Whether the idle deadline moved so that the wait must start again: any move, or with `steady` only
+        one that comes sooner (a deadline that moved later is waited out when the timer fires)."""
+        deadline = self._idle_deadline()
+        if not steady:
+            return deadline != waited_for
+        return deadline is not None and (waited_for is None or deadline < waited_for)
 
     def _close_idle(self) -> None:
         """Nobody wrote for the policy's idle time: the conversation ends as a closed one does."""
