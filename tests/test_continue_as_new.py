@@ -10,6 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.apps.client import get_state, handle, send_message
 from baton.contract import search_attributes as sa
+from baton.contract.ids import conversation_workflow_id
 from baton.contract.messages import (
     ConversationStart,
     ConversationState,
@@ -21,6 +22,7 @@ from baton.contract.messages import (
 from baton.settings import Settings
 from baton.worker.wiring import build_worker
 from baton.workflows.conversation import decision
+from bench.growth import run_histories
 from tests.samples import PRODUCT_QUESTIONS
 
 
@@ -130,3 +132,20 @@ def test_a_short_state_is_carried_whole_and_a_long_one_within_its_bounds() -> No
     assert kept.dropped_messages == 1000 - len(kept.transcript)
     assert list(kept.decisions) == [f"m{i}" for i in range(1000 - decision.CARRIED_MESSAGES, 1000)]
     assert kept.customer_messages == 1000 and long.transcript == entries  # the running state is left as it was
+
+
+async def test_every_run_of_a_long_conversation_stays_under_4096_events(
+    env: WorkflowEnvironment, settings: Settings
+) -> None:
+    client = env.client
+    start = ConversationStart(conversation_id=f"can-4096-{uuid.uuid4().hex[:8]}", customer_id="cus_enterprise")
+    async with build_worker(client, settings):
+        await send_message(client, settings.task_queue, start, MessageIn(message_id="m0", role="customer", text="hi"))
+        for i in range(1, 851):  # about 4,250 events in all
+            text = f"Answer {i}: the setting is under chapter {i}, section {i % 7}."
+            await send_message(client, settings.task_queue, start, MessageIn(message_id=f"b{i}", role="bot", text=text))
+        runs = await run_histories(client, conversation_workflow_id(start.conversation_id))
+        assert len(runs) >= 2, "the conversation never continued as new"
+        assert all(run["events"] < 4096 for run in runs), [run["events"] for run in runs]
+        state = await get_state(client, start.conversation_id)
+        assert state.runs == len(runs) and state.transcript[-1].message_id == "b850"

@@ -64,7 +64,10 @@ IDLE_CLOSE_PATCH = "idle-close"
 # Runs recorded before this marker wrote the conversation's row only when it closed.
 START_RECORDED_PATCH = "start-recorded-at-first-message"
 CARRY_BOUNDED_PATCH = "carry-bounded-transcript"
-IDLE_TIMER_KEPT_PATCH = "idle-timer-kept-across-messages"
+STEADY_RUN_PATCH = "idle-timer-kept-runs-under-4096-events"
+# A run continues as new from this many events, so that with the messages in flight when it ends it stays under
+# the 4,096 at which the server suggests it (and far from the hard limits: 51,200 events, 50 MB).
+RUN_EVENTS = 4000
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class ConversationWorkflow:
             self._load(Policy.model_validate(input.carried_policy))
         self._lock = asyncio.Lock()
         self._closing = False
+        self._run_events_limit: int | None = None  # set in run(); see RUN_EVENTS
         self._visibility = Visibility()
 
     # --- main loop -------------------------------------------------------------------------------
@@ -99,8 +103,12 @@ class ConversationWorkflow:
         # Runs recorded before idle close waited for a step of the ladder only; they replay that way.
         idle_close = workflow.patched(IDLE_CLOSE_PATCH)
         # Runs recorded before this marker restarted the idle timer on every message (a cancelled and a started
-        # timer in history each time); after it the timer runs on and, when it fires, the loop waits out the rest.
-        steady_idle = idle_close and workflow.patched(IDLE_TIMER_KEPT_PATCH)
+        # timer in history each time), and continued as new only when the server suggested it (4,096 events by
+        # default), ending a few events past it. After it the idle timer runs on and, when it fires, the loop
+        # waits out the rest; and a run continues as new from RUN_EVENTS.
+        kept = workflow.patched(STEADY_RUN_PATCH)
+        steady_idle = idle_close and kept
+        self._run_events_limit = RUN_EVENTS if kept else None
         while not self._should_stop():
             seen = handoff.replans
             step = handoff.next_step()
@@ -208,7 +216,10 @@ class ConversationWorkflow:
         self._state.closed_reason = IDLE_REASON
 
     def _should_stop(self) -> bool:
-        return self._closing or workflow.info().is_continue_as_new_suggested()
+        info = workflow.info()
+        if self._closing or info.is_continue_as_new_suggested():
+            return True
+        return self._run_events_limit is not None and info.get_current_history_length() >= self._run_events_limit
 
     # --- messages ----------------------------------------------------------------------------------
 
