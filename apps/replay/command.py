@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from baton.apps import evaluation
 from baton.apps.output import unwritable, write_failed
+from baton.apps.replay.records import ReplayRecord
 from baton.apps.replay.replayers import Replayer, choose_replayer
 from baton.apps.replay.summary import summarize, summarize_comparison
 from baton.apps.replay.transcripts import ReplayConversation, ReplayInputError, read_transcripts
@@ -139,22 +140,41 @@ def _compare(
     source: str,
 ) -> int:
     """`--compare A B`: changed conversations on `out`, the comparison on stderr; 1 when F1 fell too far."""
-    allowed = evaluation.DEFAULT_MAX_F1_DROP if max_f1_drop is None else max_f1_drop
     before, after = replayer.both(conversations, policies[0], policies[1])
+    compared = {"file": source, "policy_a": policies[0], "policy_b": policies[1]}
+    names_ab = (names[0], names[1])
+    return _report_comparison(
+        before, after, names_ab, "2 policies", replayer.name, out, began, max_f1_drop, summary_json, compared
+    )
+
+
+def _report_comparison(
+    before: list[ReplayRecord],
+    after: list[ReplayRecord],
+    names: tuple[str, str],
+    under: str,
+    engine: str,
+    out: TextIO,
+    began: float,
+    max_f1_drop: float | None,
+    summary_json: str | None,
+    compared: dict[str, Any],
+) -> int:
+    """What `--compare` and `--compare-model` print and write: the changed conversations on `out`, the comparison
+    on stderr, the figures (after `compared`, what was compared) in `summary_json`; 1 when F1 fell too far."""
+    allowed = evaluation.DEFAULT_MAX_F1_DROP if max_f1_drop is None else max_f1_drop
     comparison = evaluation.compare_records(before, after)
     for entry in comparison["changed"]:
         out.write(json.dumps(entry) + "\n")
     out.flush()
     print(
-        summarize_comparison(comparison, (names[0], names[1]), time.monotonic() - began, allowed, engine=replayer.name),
+        summarize_comparison(comparison, names, time.monotonic() - began, allowed, under, engine=engine),
         file=sys.stderr,
     )
     failed = bool(comparison["before"]["labelled"]) and evaluation.exceeds_f1_drop(comparison, allowed)
     if summary_json:
         figures = {
-            "file": source,
-            "policy_a": policies[0],
-            "policy_b": policies[1],
+            **compared,
             "changed": len(comparison["changed"]),
             "f1_drop": evaluation.f1_drop(comparison),
             "max_f1_drop": allowed,
@@ -201,33 +221,15 @@ def _compare_models(
 ) -> int:
     """`--compare-model OLD NEW`: as `--compare`, with one policy and two classifiers; every message is scored
     by each model afresh (recorded scores are not used). Exit 1 when NEW's F1 fell too far below OLD's."""
-    allowed = evaluation.DEFAULT_MAX_F1_DROP if max_f1_drop is None else max_f1_drop
     before, after = replayer.models(conversations, policy, models[0], models[1])
-    comparison = evaluation.compare_records(before, after)
-    for entry in comparison["changed"]:
-        out.write(json.dumps(entry) + "\n")
-    out.flush()
     names = (f"model {models[0].version}", f"model {models[1].version}")
     under = f"2 models (policy {policy or 'default'})"
-    print(
-        summarize_comparison(comparison, names, time.monotonic() - began, allowed, under, engine=replayer.name),
-        file=sys.stderr,
+    compared = {
+        "file": source,
+        "policy": policy or "default",
+        "model_a": models[0].version,
+        "model_b": models[1].version,
+    }
+    return _report_comparison(
+        before, after, names, under, replayer.name, out, began, max_f1_drop, summary_json, compared
     )
-    failed = bool(comparison["before"]["labelled"]) and evaluation.exceeds_f1_drop(comparison, allowed)
-    if summary_json:
-        figures = {
-            "file": source,
-            "policy": policy or "default",
-            "model_a": models[0].version,
-            "model_b": models[1].version,
-            "changed": len(comparison["changed"]),
-            "f1_drop": evaluation.f1_drop(comparison),
-            "max_f1_drop": allowed,
-            "passed": not failed,
-            "a": comparison["before"],
-            "b": comparison["after"],
-            "delta": comparison["delta"],
-        }
-        if _write_summary(summary_json, figures):
-            return 2
-    return 1 if failed else 0
