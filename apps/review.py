@@ -331,20 +331,25 @@ def run_label_command(args: argparse.Namespace, database_url: str) -> int:
         return 2
     try:
         agent = asyncio.run(label(database_url, args.escalation_id, args.necessary, reviewer, args.note))
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        print(f"error: {problems}", file=sys.stderr)
-        return 2
-    except ReportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (SQLAlchemyError, OSError) as err:
-        return _store_error(database_url, err)
+    except (ValidationError, ReportError, SQLAlchemyError, OSError) as err:
+        return _label_failed(database_url, err)
     print(
         f"{args.escalation_id}: necessary={_yes_no(args.necessary)} by {reviewer}"
         f" (agent's disposition: {_yes_no(agent)})"
     )
     return 0
+
+
+def _label_failed(database_url: str, err: Exception) -> int:
+    """Exit status 2 for a label the store refuses (each problem named), else the store's own error."""
+    if isinstance(err, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        print(f"error: {problems}", file=sys.stderr)
+        return 2
+    if isinstance(err, ReportError):
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return _store_error(database_url, err)
 
 
 def _run_missed(args: argparse.Namespace, database_url: str, reviewer: str) -> int:
@@ -359,14 +364,7 @@ def _run_missed(args: argparse.Namespace, database_url: str, reviewer: str) -> i
         return 2
     try:
         asyncio.run(label_missed(database_url, conversation_id, args.from_message, reviewer, args.note))
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        print(f"error: {problems}", file=sys.stderr)
-        return 2
-    except ReportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (SQLAlchemyError, OSError) as err:
-        return _store_error(database_url, err)
+    except (ValidationError, ReportError, SQLAlchemyError, OSError) as err:
+        return _label_failed(database_url, err)
     print(f"{conversation_id}: missed escalation from message {args.from_message} by {reviewer}")
     return 0
