@@ -168,9 +168,8 @@ def test_the_chart_is_a_png(audited: dict[str, Any]) -> None:
     assert f"chart written to {chart}" in audited["stderr"]
 
 
-def _baton_export(path: Path) -> Path:
-    """Six long conversations about one problem, rated 2, one Baton escalated and one a reviewer marked a
-    missed escalation, in Baton's export shape."""
+def sync_loops() -> list[dict[str, Any]]:
+    """Six long conversations about one problem, rated 2: one scenario type."""
     lines = []
     for n in range(6):
         messages = []
@@ -180,6 +179,13 @@ def _baton_export(path: Path) -> Path:
                 {"role": "bot", "text": "Please reinstall the app and sign in again."},
             ]
         lines.append({"conversation_id": f"c-{n}", "customer": {"id": f"u{n}"}, "messages": messages, "csat": 2})
+    return lines
+
+
+def _baton_export(path: Path) -> Path:
+    """The six sync loops (sync_loops), one conversation Baton escalated and one a reviewer marked a missed
+    escalation, in Baton's export shape."""
+    lines = sync_loops()
     lines.append(
         {
             "conversation_id": "c-escalated",

@@ -39,6 +39,7 @@ from baton.classifier.features import hashed_ngrams
 from baton.contract.messages import ConversationStart, Intent, MessageIn, Topic
 from baton.settings import Settings
 from baton.worker.wiring import build_worker
+from tests.test_audit import sync_loops
 
 BATON = str(Path(sys.executable).parent / "baton")
 RUN_TIMEOUT = 300  # against a hang only
@@ -196,16 +197,8 @@ def test_a_shown_bar_counts_to_its_total(capsys: pytest.CaptureFixture[str], mon
 
 
 def past_conversations(path: Path) -> Path:
-    """Six long conversations about one problem, rated 2: one scenario type."""
-    lines = []
-    for n in range(6):
-        messages = []
-        for turn in range(7):
-            messages += [
-                {"role": "customer", "text": f"The sync to my phone fails again, attempt {turn}"},
-                {"role": "bot", "text": "Please reinstall the app and sign in again."},
-            ]
-        lines.append({"conversation_id": f"c-{n}", "customer": {"id": f"u{n}"}, "messages": messages, "csat": 2})
+    """The audit tests' six sync loops (one scenario type, 42 customer messages), written to `path`."""
+    lines = sync_loops()
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
