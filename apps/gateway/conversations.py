@@ -41,6 +41,22 @@ from baton.settings import Settings
 log = get_logger("baton.gateway")
 
 
+async def read_state(client: Client, conversation_id: str, timeout: float) -> ConversationState:
+    """The conversation's state, or the HTTP error a client should get: 404 unknown, 504 past `timeout`, 503
+    when Temporal cannot answer."""
+    bound = log.bind(conversation_id=conversation_id, workflow_id=baton_client.workflow_id(conversation_id))
+    try:
+        return await asyncio.wait_for(baton_client.get_state(client, conversation_id), timeout)
+    except TimeoutError as err:
+        bound.warning("state_timeout", timeout_seconds=timeout)
+        raise timed_out() from err
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise not_found(conversation_id) from err
+        bound.error("temporal_unavailable", status=rpc_status(err))
+        raise unavailable(err) from err
+
+
 def router(
     client: Client,
     settings: Settings,
@@ -112,17 +128,7 @@ def router(
         dependencies=[scoped("operator", "agent")],
     )
     async def get_conversation(conversation_id: ConversationId) -> ConversationState:
-        bound = log.bind(conversation_id=conversation_id, workflow_id=baton_client.workflow_id(conversation_id))
-        try:
-            return await asyncio.wait_for(baton_client.get_state(client, conversation_id), decision_timeout)
-        except TimeoutError as err:
-            bound.warning("state_timeout", timeout_seconds=decision_timeout)
-            raise timed_out() from err
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise not_found(conversation_id) from err
-            bound.error("temporal_unavailable", status=rpc_status(err))
-            raise unavailable(err) from err
+        return await read_state(client, conversation_id, decision_timeout)
 
     @routes.post(
         "/conversations/{conversation_id}/close",

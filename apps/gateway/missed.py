@@ -9,17 +9,16 @@ loads no SQLAlchemy.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps import client as baton_client
 from baton.apps.gateway.auth import caller_of, check_agent
-from baton.apps.gateway.errors import field_errors, not_found, rpc_status, timed_out, unavailable
+from baton.apps.gateway.conversations import read_state
+from baton.apps.gateway.errors import field_errors
 from baton.apps.gateway.models import ConversationId, StorableText, error_responses
 from baton.contract.messages import MAX_ID_CHARS
 from baton.logging import get_logger
@@ -53,16 +52,8 @@ def add_routes(routes: APIRouter, client: Client, settings: Settings, decision_t
     )
     async def missed(conversation_id: ConversationId, body: MissedBody, request_: Request) -> MissedRecorded:
         check_agent(caller_of(request_), body.agent_id)  # an agent token's agent marks only as itself
+        state = await read_state(client, conversation_id, decision_timeout)
         bound = log.bind(conversation_id=conversation_id, workflow_id=baton_client.workflow_id(conversation_id))
-        try:
-            state = await asyncio.wait_for(baton_client.get_state(client, conversation_id), decision_timeout)
-        except TimeoutError as err:
-            raise timed_out() from err
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise not_found(conversation_id) from err
-            bound.error("temporal_unavailable", status=rpc_status(err))
-            raise unavailable(err) from err
         entry = next((m for m in state.transcript if m.message_id == body.message_id), None)
         if entry is None or entry.role != "customer":
             what = "not a message of this conversation" if entry is None else f"a message of the {entry.role}"
