@@ -41,6 +41,7 @@ from baton.settings import Settings
 from baton.store import records
 from baton.store.models import Conversation
 from baton.worker.wiring import build_worker
+from tests.clock import skip_time
 from tests.conftest import STORE_URL
 from tests.loopback import serving
 from tests.test_store import db_url, engine, postgres_prefix, sessions  # noqa: F401 (fixtures)
@@ -444,7 +445,7 @@ async def test_a_chatwoot_conversation_from_bot_to_handback(stack: Stack) -> Non
     assert len(fake.effective("POST", "/labels")) == 1
 
     # 3. The dead-zone ladder's wait update reaches Chatwoot.
-    await stack.env.sleep(timedelta(seconds=65))
+    await skip_time(stack.env, timedelta(seconds=65))
     wait_update = await eventually(lambda: [m for m in fake.posted(number) if "wait-update" in (m["source_id"] or "")])
     assert wait_update[0]["content"].startswith("Thanks for waiting.")
 

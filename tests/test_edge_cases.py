@@ -31,6 +31,7 @@ from baton.settings import Settings
 from baton.worker.wiring import build_worker
 from baton.workflows.customer import CustomerWorkflow
 from baton.workflows.queue import QueueWorkflow
+from tests.clock import skip_time
 from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually, until
 from tests.samples import DISTINCT_QUESTIONS
@@ -97,7 +98,7 @@ def msg(message_id: str, text: str) -> MessageIn:
 async def move_clock_to(env: WorkflowEnvironment, moment: datetime) -> None:
     now = await env.get_current_time()
     assert moment > now, "the test server's clock only moves forward"
-    await env.sleep(moment - now)
+    await skip_time(env, moment - now)
 
 
 async def queue_entries(client: Client, queue: str, task_queue: str) -> list[QueueEntry]:
@@ -143,7 +144,7 @@ async def test_after_hours_across_a_holiday_and_a_weekend(
         await move_clock_to(env, datetime.combine(tuesday, time(8, 0, 30), UTC))
         [entry] = await until(lambda: queue_entries(client, "support", tq), bool, what="the callback in the queue")
         assert entry.callback and entry.boost == 2
-        await env.sleep(61)
+        await skip_time(env, 61)
         await eventually(lambda: [r.body["kind"] for r in receiver.at("customer")] == ["wait_update"], what="update")
         await baton.pickup(client, conv.conversation_id, PickupRequest(agent_id="alice"))
         await eventually(lambda: len(receiver.at("oncall")) == 2, what="the page resolved at pickup")
@@ -302,7 +303,7 @@ async def test_returning_customer_goes_back_to_the_same_agent_then_normal_after_
         assert (await cooling_status()).escalations_in_window == 1
 
         # Back the next day with a new conversation: sensitive handling, same team and agent.
-        await env.sleep(timedelta(days=1))
+        await skip_time(env, timedelta(days=1))
         second = start("cus_smb")
         decision = await baton.send_message(client, task_queue, second, msg("m1", "get me a human"))
         assert decision.action == "escalate"
@@ -319,7 +320,7 @@ async def test_returning_customer_goes_back_to_the_same_agent_then_normal_after_
         await baton.close(client, second.conversation_id)
 
         # After the 48-hour window: normal handling again.
-        await env.sleep(timedelta(hours=49))
+        await skip_time(env, timedelta(hours=49))
         await asyncio.sleep(0.3)
         third = start("cus_smb")
         decision = await baton.send_message(client, task_queue, third, msg("m1", "get me a human"))
@@ -345,7 +346,7 @@ async def test_a_renewal_window_opening_mid_conversation_changes_the_decision(
         for i, text in enumerate(DISTINCT_QUESTIONS[:6]):
             decision = await baton.send_message(client, task_queue, conv, msg(f"m{i}", text))
             assert decision.action == "continue"  # 6 unresolved messages: under the standard threshold of 8
-        await env.sleep(timedelta(days=2))
+        await skip_time(env, timedelta(days=2))
         decision = await baton.send_message(client, task_queue, conv, msg("m6", DISTINCT_QUESTIONS[6]))
         assert decision.action == "escalate"
         assert [t.id for t in decision.triggers] == ["unresolved_conversation"]

@@ -31,6 +31,7 @@ from baton.settings import Settings
 from baton.worker.wiring import build_worker
 from baton.workflows.conversation import ConversationWorkflow
 from baton.workflows.queue import QueueWorkflow
+from tests.clock import skip_time
 from tests.conftest import time_skipping_server
 from tests.receiver import WebhookReceiver, eventually
 
@@ -101,18 +102,18 @@ async def test_ladder_fires_at_policy_times_and_stops_at_pickup(
     [entry] = await queue_entries(client, "legal", task_queue)
     assert entry.conversation_id == start.conversation_id and entry.urgency == "immediate"
 
-    await env.sleep(61)
+    await skip_time(env, 61)
     await eventually(lambda: kinds(receiver) == ["wait_update"], what="first wait update")
-    await env.sleep(60)
+    await skip_time(env, 60)
     await eventually(lambda: kinds(receiver) == ["wait_update"] * 2, what="second wait update")
     assert "number 1 in line" in receiver.at("customer")[0].body["text"]
-    await env.sleep(60)
+    await skip_time(env, 60)
     await eventually(lambda: kinds(receiver) == ["wait_update"] * 3 + ["sla_breached"], what="SLA breach")
     [raised] = await queue_entries(client, "legal", task_queue)
     assert raised.boost == 1
     assert receiver.at("oncall") == []
 
-    await env.sleep(120)  # 300 s: routing widens to the general queue
+    await skip_time(env, 120)  # 300 s: routing widens to the general queue
     await eventually(lambda: kinds(receiver).count("wait_update") == 5, what="updates to 300 s")
     await eventually(lambda: len(asyncio.all_tasks()) > 0 and True)
     state = await get_state(client, start.conversation_id)
@@ -121,7 +122,7 @@ async def test_ladder_fires_at_policy_times_and_stops_at_pickup(
     [moved] = await queue_entries(client, "support", task_queue)
     assert moved.enqueued_at == entry.enqueued_at  # it keeps its place in line
 
-    await env.sleep(120)  # 420 s: page on-call
+    await skip_time(env, 120)  # 420 s: page on-call
     await eventually(lambda: len(receiver.at("oncall")) == 1, what="page")
     page = receiver.at("oncall")[0].body
     assert page["action"] == "trigger" and page["severity"] == "critical"
@@ -137,7 +138,7 @@ async def test_ladder_fires_at_policy_times_and_stops_at_pickup(
     assert await queue_entries(client, "support", task_queue) == []
 
     sent = len(kinds(receiver))
-    await env.sleep(900)
+    await skip_time(env, 900)
     await asyncio.sleep(0.3)
     assert len(kinds(receiver)) == sent, "the ladder kept running after pickup"
     # Each message was shown once and never sent twice.
@@ -237,7 +238,7 @@ async def test_email_escalation_posts_a_ticket_with_an_honest_reply_time(
     assert ticket["note"]["recommended_actions"] and ticket["note"]["technical"] is True
     assert ticket["note"]["bug_ticket"]["title"]
     assert ticket["transcript"][0]["text"].startswith("The export crashes")
-    await env.sleep(3600)
+    await skip_time(env, 3600)
     await asyncio.sleep(0.3)
     assert kinds(receiver) == []  # no live ladder on asynchronous channels
 

@@ -35,6 +35,7 @@ from baton.settings import Settings
 from baton.store.database import create_engine, migrate_async, session_factory
 from baton.store.models import Conversation
 from baton.worker.wiring import build_worker
+from tests.clock import skip_time
 from tests.conftest import time_skipping_server
 from tests.samples import PRODUCT_QUESTIONS
 
@@ -116,14 +117,14 @@ async def test_a_chat_left_idle_closes_itself_and_is_reported(env: WorkflowEnvir
     start = new_start("quiet")
     await send_message(client, tq, start, customer("m1", "How do I add a teammate?"))
     await send_message(client, tq, start, bot("b1", "Open Settings > Members and click Invite."))
-    await env.sleep(CHAT_IDLE - timedelta(minutes=5))
+    await skip_time(env, CHAT_IDLE - timedelta(minutes=5))
     # Every message restarts the idle time: 25 minutes after the first answer, the customer writes again.
     await send_message(client, tq, start, customer("m2", "And how do I remove one?"))
     await send_message(client, tq, start, bot("b2", "Open Settings > Members and click Remove."))
-    await env.sleep(CHAT_IDLE - timedelta(minutes=5))
+    await skip_time(env, CHAT_IDLE - timedelta(minutes=5))
     assert await status(env, start) == WorkflowExecutionStatus.RUNNING
     assert (await get_state(client, start.conversation_id)).phase == Phase.BOT
-    await env.sleep(timedelta(minutes=6))
+    await skip_time(env, timedelta(minutes=6))
 
     summary = await closed_summary(env, start)
     assert summary.closed_reason == "idle" and summary.phase == Phase.CLOSED and not summary.escalated
@@ -151,18 +152,18 @@ async def test_no_idle_close_while_a_person_is_awaited_or_has_it(env: WorkflowEn
     start = new_start("waiting")
     decision = await send_message(client, tq, start, customer("m1", "I want to talk to a human"))
     assert decision.action == "escalate"
-    await env.sleep(timedelta(hours=3))  # far past the SLA and the page: still waiting for a person
+    await skip_time(env, timedelta(hours=3))  # far past the SLA and the page: still waiting for a person
     assert await status(env, start) == WorkflowExecutionStatus.RUNNING
     assert (await get_state(client, start.conversation_id)).phase == Phase.ESCALATED
 
     await pickup(client, start.conversation_id, PickupRequest(agent_id="alice", agent_name="Alice"))
-    await env.sleep(timedelta(hours=3))  # the agent takes their time
+    await skip_time(env, timedelta(hours=3))  # the agent takes their time
     assert (await get_state(client, start.conversation_id)).phase == Phase.WITH_AGENT
 
     await resolve(client, start.conversation_id, ResolveRequest(agent_id="alice", necessary=True, csat=5))
-    await env.sleep(CHAT_IDLE - timedelta(minutes=1))
+    await skip_time(env, CHAT_IDLE - timedelta(minutes=1))
     assert (await get_state(client, start.conversation_id)).phase == Phase.RESOLVED
-    await env.sleep(timedelta(minutes=2))
+    await skip_time(env, timedelta(minutes=2))
     summary = await closed_summary(env, start)
     assert summary.closed_reason == "idle" and summary.escalated
     state = await get_state(client, start.conversation_id)
@@ -175,9 +176,9 @@ async def test_no_idle_close_while_a_person_is_awaited_or_has_it(env: WorkflowEn
 async def test_an_email_thread_stays_open_for_days(env: WorkflowEnvironment, tq: str, store: str) -> None:
     start = new_start("mail", channel="email")
     await send_message(env.client, tq, start, customer("m1", "How do I export my invoices?"))
-    await env.sleep(timedelta(days=2))
+    await skip_time(env, timedelta(days=2))
     assert await status(env, start) == WorkflowExecutionStatus.RUNNING
-    await env.sleep(timedelta(days=1, minutes=1))
+    await skip_time(env, timedelta(days=1, minutes=1))
     assert (await closed_summary(env, start)).closed_reason == "idle"
 
 
@@ -186,7 +187,7 @@ async def test_the_report_counts_open_conversations(env: WorkflowEnvironment, tq
     client = env.client
     now = await env.get_current_time()
     if Month.containing(now + timedelta(hours=1)) != Month.containing(now):
-        await env.sleep(Month.containing(now).end - now + timedelta(minutes=1))
+        await skip_time(env, Month.containing(now).end - now + timedelta(minutes=1))
     starts = {name: new_start(name) for name in ("e1", "e2", "e3", "e4", "e5", "b1", "b2", "b3", "b4")}
     for name in ("e1", "e2", "e3", "e4", "e5"):
         decision = await send_message(client, tq, starts[name], customer("m1", "Can I speak to a person please?"))

@@ -30,6 +30,7 @@ from baton.settings import Settings
 from baton.worker.connection import DATA_CONVERTER
 from baton.worker.telemetry import metrics_runtime
 from baton.worker.wiring import build_worker
+from tests.clock import skip_time
 from tests.conftest import time_skipping_server
 from tests.loopback import serving
 from tests.test_handoff_note import GOOD_NOTE
@@ -183,7 +184,7 @@ async def test_worker_and_gateway_export_the_listed_series(
                 assert total(waiting, "baton_operations_scrape_ok") == 1
 
                 # The dead-zone ladder runs while nobody picks up: updates, SLA, wider routing, a page.
-                await env.sleep(450)
+                await skip_time(env, 450)
                 pickup = await http.post(
                     f"/v1/conversations/{first}/pickup", json={"agent_id": "alice", "agent_name": "Alice"}
                 )
@@ -195,8 +196,10 @@ async def test_worker_and_gateway_export_the_listed_series(
 
                 worker = await eventually(
                     worker_metrics,
-                    lambda s: total(s, "baton_llm_fallbacks_total", purpose="handoff_note", reason="failed") >= 1
-                    and total(s, "baton_time_to_pickup_seconds_count") >= 1,
+                    lambda s: (
+                        total(s, "baton_llm_fallbacks_total", purpose="handoff_note", reason="failed") >= 1
+                        and total(s, "baton_time_to_pickup_seconds_count") >= 1
+                    ),
                 )
                 gateway_samples = parse((await http.get("/metrics")).text)
 

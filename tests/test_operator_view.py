@@ -19,6 +19,7 @@ from baton.contract import search_attributes as sa
 from baton.contract.messages import ConversationStart, CustomerFacts, MessageIn, PickupRequest, ResolveRequest
 from baton.settings import Settings
 from baton.worker.wiring import build_worker
+from tests.clock import skip_time
 from tests.conftest import time_skipping_server
 
 
@@ -77,7 +78,7 @@ async def test_a_support_lead_reads_each_stage(env: WorkflowEnvironment) -> None
         assert waiting_since is not None and attrs.get(sa.PHASE) == "escalated"
 
         # A later request for a person raises the urgency: the lead sees it, and the trigger that did it.
-        await env.sleep(timedelta(seconds=30))
+        await skip_time(env, timedelta(seconds=30))
         later = await send_message(client, tq, start, say("m3", "I want to talk to a human now"))
         assert later.action == "human" and later.urgency == "immediate"
         details = await current_details(env, start.conversation_id)
@@ -88,7 +89,7 @@ async def test_a_support_lead_reads_each_stage(env: WorkflowEnvironment) -> None
         assert "**Waiting** since" in details and "position" in details
         assert (await h.describe()).typed_search_attributes.get(sa.WAITING_SINCE) == waiting_since
 
-        await env.sleep(timedelta(seconds=90))
+        await skip_time(env, timedelta(seconds=90))
         await pickup(client, start.conversation_id, PickupRequest(agent_id="alice", agent_name="Alice"))
         details = await current_details(env, start.conversation_id)
         assert (
@@ -98,7 +99,7 @@ async def test_a_support_lead_reads_each_stage(env: WorkflowEnvironment) -> None
         assert picked.get(sa.PHASE) == "with_agent" and picked.get(sa.AGENT) == "alice"
         assert picked.get(sa.WAITING_SINCE) == waiting_since  # when the escalation began, kept for the record
 
-        await env.sleep(timedelta(minutes=10))
+        await skip_time(env, timedelta(minutes=10))
         await resolve(client, start.conversation_id, ResolveRequest(agent_id="alice", necessary=False, csat=4))
         details = await current_details(env, start.conversation_id)
         assert details.startswith("**Resolved by an agent**")

@@ -49,6 +49,7 @@ from baton.store.database import create_engine, migrate_async, session_factory
 from baton.store.models import Conversation
 from baton.worker.connection import register_search_attributes
 from baton.worker.wiring import build_worker
+from tests.clock import skip_time
 from tests.conftest import server_binary
 
 POSTGRES_ENV = "BATON_TEST_DATABASE_URL"
@@ -265,7 +266,7 @@ class Driver:
         decision = None
         for n, (wait, words) in enumerate(messages, start=1):
             if wait:
-                await self.env.sleep(wait)
+                await skip_time(self.env, wait)
             decision = await send_message(
                 self.client, self.task_queue, start, MessageIn(message_id=f"m{n}", role="customer", text=words)
             )
@@ -276,7 +277,7 @@ class Driver:
         return decision
 
     async def handoff(self, name: str, wait: float, necessary: bool, csat: int | None) -> None:
-        await self.env.sleep(wait)
+        await skip_time(self.env, wait)
         cid = self.ids[name]
         await pickup(self.client, cid, PickupRequest(agent_id="alice", agent_name="Alice"))
         await resolve(self.client, cid, ResolveRequest(agent_id="alice", necessary=necessary, csat=csat))
@@ -387,7 +388,7 @@ async def month1(
         now = await env.get_current_time()
         if Month.containing(now + timedelta(hours=2)) != Month.containing(now):
             # The conversations take about half an hour of the server's clock: start them in the next month.
-            await env.sleep((Month.containing(now).end - now).total_seconds() + 60)
+            await skip_time(env, (Month.containing(now).end - now).total_seconds() + 60)
         began = Month.containing(await env.get_current_time())
         data = await drive_month(env, url)
         assert data.month == began, "the test server's clock crossed a month boundary during the test"
