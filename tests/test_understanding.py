@@ -17,9 +17,7 @@ import pytest
 SUITE = Path("models/written/eval_conversations.jsonl")
 # Rows the shipped model still decides wrongly: listed, so that a model that fixes one fails this test
 # until the row is moved back (strict), and the gap stays visible.
-KNOWN_MISSES = {
-    "wr-table-lawyer": "the model misses the legal threat in a conditional sentence",
-}
+KNOWN_MISSES: dict[str, str] = {}
 TABLE = (
     "wr-table-representative",
     "wr-table-executive",
@@ -74,5 +72,6 @@ def test_negations_mentions_and_quotes_stay_with_the_bot(decided: dict[str, dict
     ]
     assert len(kept) >= 12
     wrongly = {c: [t["id"] for t in decided[c]["triggers"]] for c in kept if decided[c]["escalated"]}
-    # Known false escalation of the shipped model: "no need to call me back" still reads as a callback request.
-    assert wrongly == {"wr-neg-no-callback": ["contact_request"]}
+    # Known false escalations of the shipped model, kept visible: a negated threat ("I'm not threatening to
+    # sue") reads as distress, and a customer's own user asking them to delete her data as a deletion request.
+    assert wrongly == {"wr-neg-not-suing": ["severe_distress"], "wr-quote-delete": ["data_deletion_request"]}

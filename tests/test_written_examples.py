@@ -173,7 +173,7 @@ def test_a_share_of_messages_is_code_mixed_or_not_english(generator: ModuleType)
     for folder in ("train", "eval"):
         written = generator.read_messages(generator.SOURCE / folder)
         languages = Counter(m.language for m in written if m.language)
-        assert 0.08 <= sum(languages.values()) / len(written) <= 0.2
+        assert 0.08 <= sum(languages.values()) / len(written) <= 0.25  # English first, as the traffic Baton is built for
         assert set(languages) == {"hi", "es", "pt", "fr", "de"}
 
 
