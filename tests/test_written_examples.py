@@ -173,7 +173,8 @@ def test_a_share_of_messages_is_code_mixed_or_not_english(generator: ModuleType)
     for folder in ("train", "eval"):
         written = generator.read_messages(generator.SOURCE / folder)
         languages = Counter(m.language for m in written if m.language)
-        assert 0.08 <= sum(languages.values()) / len(written) <= 0.25  # English first, as the traffic Baton is built for
+        # English first, as the traffic Baton is built for, with room for the other languages customers write in.
+        assert 0.08 <= sum(languages.values()) / len(written) <= 0.25
         assert set(languages) == {"hi", "es", "pt", "fr", "de"}
 
 
