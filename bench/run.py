@@ -79,7 +79,7 @@ QUESTIONS = [
     "Is there a limit on how many seats a starter plan includes?",
     "How long do you keep archived projects before they are removed from the list?",
     "Does the mobile app work offline on Android tablets?",
-    "What time zone are the scheduled reports sent in?",
+    "What time zone do the scheduled reports use?",
     "Can two teammates edit the same template at once?",
     "How do I connect the Slack integration to a private channel?",
     "Are webhooks signed, and which header carries the signature?",
