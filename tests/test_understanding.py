@@ -72,6 +72,6 @@ def test_negations_mentions_and_quotes_stay_with_the_bot(decided: dict[str, dict
     ]
     assert len(kept) >= 12
     wrongly = {c: [t["id"] for t in decided[c]["triggers"]] for c in kept if decided[c]["escalated"]}
-    # Known false escalations of the shipped model, kept visible: a negated threat ("I'm not threatening to
-    # sue") reads as distress, and a customer's own user asking them to delete her data as a deletion request.
-    assert wrongly == {"wr-neg-not-suing": ["severe_distress"], "wr-quote-delete": ["data_deletion_request"]}
+    # Known false escalation of the shipped model, kept visible: a negated threat ("I'm not threatening to
+    # sue") reads as distress.
+    assert wrongly == {"wr-neg-not-suing": ["severe_distress"]}

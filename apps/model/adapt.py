@@ -152,7 +152,10 @@ def adapt(
         weights_sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
         deployment = fingerprint(rows)
         version = "baton-clf-" + hashlib.sha256((parent.version + deployment + weights_sha).encode()).hexdigest()[:10]
-        meta = {k: v for k, v in parent_meta.items() if k not in ("content_sha256", "deployment")}
+        # The correction is fitted to the first stage's outputs; averaging them with the encoder stage, which
+        # it was not fitted to, could undo it, so an adapted model is the corrected first stage alone.
+        dropped = ("content_sha256", "deployment", "second_stage", "first_stage_version")
+        meta = {k: v for k, v in parent_meta.items() if k not in dropped}
         meta |= {
             "version": version,
             "sha256": weights_sha,
