@@ -195,6 +195,9 @@ async def test_labels_train_compare_promote_rollback(env: WorkflowEnvironment, t
         assert version.startswith("baton-clf-") and version != shipped.version
         assert meta["parent_version"] == shipped.version and meta["deployment"]["rows"] == 2
         adapted = Classifier.load(models_dir / version)  # every file checked against the manifest
+        # The correction is to the first stage; the encoder stage is the parent's, and the fix holds through it.
+        assert adapted.second is not None and shipped.second is not None
+        assert adapted.second.version == shipped.second.version and adapted.band == shipped.band
         assert Intent.HUMAN_REQUEST in adapted.score(missed).intents
         assert wrong not in adapted.score(false_positive).intents
         for name, texts in transcripts_of.items():

@@ -15,6 +15,10 @@ with the deployment rows weighted four times more (at most `ROUNDS` times). The 
 folder (the parent's weights plus the correction, the same format `Classifier.load` checks), under a new
 version, in the models folder; the shipped weights are never written. Deterministic: a fixed sample, a
 deterministic solver from zero, no timestamps. About 10 s on one core.
+
+A parent with a second stage (baton.classifier.model) passes it on unchanged: the correction is to the
+first stage, and a labelled message counts as fixed only when the first stage alone and the mean of both
+stages decide it the same way, so it holds whether or not the message falls in the second stage's band.
 """
 
 from __future__ import annotations
@@ -101,6 +105,15 @@ def adapt(
     n_anchor = len(anchors)
     say(f"deployment rows: {len(rows)}; base rows sampled: {n_anchor} of {len(base)}")
 
+    # With a second stage, a labelled message may be decided by the mean of both stages (when the first is
+    # unsure of it) or by the first alone; the correction must hold either way (`_decided`).
+    second = parent.second
+    second_p = (
+        {i: np.array([s.probabilities[i] for s in second._score_whole([r.text for r in rows])]) for i in parent.intents}
+        if second is not None
+        else {}
+    )
+
     hash_weights = parent.hash_weights.copy()
     dense_weights = parent.dense_weights.copy()
     bias = parent.bias.copy()
@@ -119,12 +132,17 @@ def adapt(
         columns = np.unique(x.indices)  # only the features these rows have can move
         x = sparse.csr_matrix(x[:, columns])
         z = z_all[index, k]
-        before = _probability(z, cal.scale, cal.shift) >= cal.threshold
+        both = (
+            (second_p[intent][mine], (cal.threshold + second.calibration[intent].threshold) / 2)
+            if second is not None
+            else None
+        )
+        before = _decided(_probability(z, cal.scale, cal.shift), cal.threshold, n_anchor, both)
         weight = DEPLOYMENT_WEIGHT
         for _ in range(ROUNDS):
             w = np.concatenate([np.ones(n_anchor), np.full(len(mine), weight)])
             delta, beta = _fit(x, z, y, w, cal.scale, cal.shift)
-            after = _probability(z + x @ delta + beta, cal.scale, cal.shift) >= cal.threshold
+            after = _decided(_probability(z + x @ delta + beta, cal.scale, cal.shift), cal.threshold, n_anchor, both)
             if np.all(after[n_anchor:] == (y[n_anchor:] == 1)):
                 break
             weight *= 4
@@ -152,9 +170,8 @@ def adapt(
         weights_sha = hashlib.sha256(model_path.read_bytes()).hexdigest()
         deployment = fingerprint(rows)
         version = "baton-clf-" + hashlib.sha256((parent.version + deployment + weights_sha).encode()).hexdigest()[:10]
-        # The correction is fitted to the first stage's outputs; averaging them with the encoder stage, which
-        # it was not fitted to, could undo it, so an adapted model is the corrected first stage alone.
-        dropped = ("content_sha256", "deployment", "second_stage", "first_stage_version")
+        # The second stage is the parent's, unchanged (the correction is fitted so that it holds with it).
+        dropped = ("content_sha256", "deployment", "first_stage_version")
         meta = {k: v for k, v in parent_meta.items() if k not in dropped}
         meta |= {
             "version": version,
@@ -174,6 +191,11 @@ def adapt(
         for name in (MINILM_TABLE, MINILM_TOKENIZER):
             if (parent_dir / name).is_file():
                 _link_or_copy(parent_dir / name, folder / name)
+        stage = parent_meta.get("second_stage")
+        if stage:
+            (folder / stage["folder"]).mkdir()
+            for name in (META_FILE, MODEL_FILE):
+                _link_or_copy(parent_dir / stage["folder"] / name, folder / stage["folder"] / name)
         target = models_dir / version
         if target.exists():
             shutil.rmtree(target)  # the same rows on the same parent: the same model, written again
@@ -181,6 +203,22 @@ def adapt(
         folder.mkdir()  # the temporary directory's cleanup expects it
     say(f"wrote {target}, version {version} (parent {parent.version})")
     return meta
+
+
+def _decided(
+    p: np.ndarray, threshold: float, n_anchor: int, both: tuple[np.ndarray, float] | None
+) -> np.ndarray:
+    """Each row's decision, 1.0 present and 0.0 absent. With a second stage, a labelled (deployment) row
+    may be read by the first stage alone or by the mean of both: where the two readings disagree it is NaN,
+    which equals no label, so the fit goes on until the decision holds whichever way the model reads it."""
+    decided = (p >= threshold).astype(np.float64)
+    if both is None:
+        return decided
+    second_p, mean_threshold = both
+    alone = decided[n_anchor:]
+    mean = ((p[n_anchor:] + second_p) / 2 >= mean_threshold).astype(np.float64)
+    decided[n_anchor:] = np.where(alone == mean, alone, np.nan)
+    return decided
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
