@@ -254,7 +254,7 @@ def train(
             bar.update(n)
 
     if bar is not None:
-        bar.set_total(model_fits(c_grid))
+        bar.set_total(bar.count + model_fits(c_grid))  # after an earlier stage's fits, when there was one
 
     rows = training_rows(root)
     embedder, embedding_entry = embedding_for(embedding, embedding_dir)
