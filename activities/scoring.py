@@ -7,7 +7,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from baton.classifier import default_classifier
-from baton.classifier.scorer import Scorer, pinned_scorer
+from baton.classifier.scorer import Scorer, pinned_scorer, score_off_loop
 from baton.contract.activities import Scoring
 from baton.contract.scoring import MessageScores, ScoreRequest
 
@@ -23,6 +23,7 @@ class ScoringActivities(Scoring):
 
     @activity.defn(name="score_message")
     async def score_message(self, request: ScoreRequest) -> MessageScores:
-        # About a millisecond of CPU: cheaper inline than handed to a thread. A running conversation keeps the
-        # version it pinned at its first score (when this deployment still has it); a new one gets the current.
-        return pinned_scorer(self._classifier, request.model_version).score(request.text)
+        # Inline when the first stage suffices (cheaper than a thread hop), in a thread when the encoder stage
+        # reads the message. A running conversation keeps the version it pinned at its first score (when this
+        # deployment still has it); a new one gets the current.
+        return await score_off_loop(pinned_scorer(self._classifier, request.model_version), request.text)

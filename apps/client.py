@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.apps import conversation_view
-from baton.classifier.scorer import Scorer
+from baton.classifier.scorer import Scorer, score_off_loop
 from baton.contract import ids
 from baton.contract import search_attributes as sa
 from baton.contract.messages import (
@@ -80,7 +80,7 @@ async def send_message(
     )
     try:
         return await client.execute_update_with_start_workflow(
-            ids.ADD_MESSAGE, _scored(message, scorer), start_workflow_operation=operation, result_type=Decision
+            ids.ADD_MESSAGE, await _scored(message, scorer), start_workflow_operation=operation, result_type=Decision
         )
     except WorkflowAlreadyStartedError as err:
         raise ConversationClosedError(start.conversation_id) from err
@@ -101,12 +101,12 @@ async def add_message(
     Raises RPCError NOT_FOUND when the conversation does not exist, or has ended.
     """
     return await handle(client, conversation_id).execute_update(
-        ids.ADD_MESSAGE, _scored(message, scorer), result_type=Decision
+        ids.ADD_MESSAGE, await _scored(message, scorer), result_type=Decision
     )
 
 
-def _scored(message: MessageIn, scorer: Scorer | None) -> MessageIn:
-    scores = scorer.score(message.text) if scorer is not None and message.role == "customer" else None
+async def _scored(message: MessageIn, scorer: Scorer | None) -> MessageIn:
+    scores = await score_off_loop(scorer, message.text) if scorer is not None and message.role == "customer" else None
     return message.model_copy(update={"scores": scores})
 
 

@@ -181,6 +181,12 @@ class Classifier:
                 results[k] = self._averaged(results[k], other)
         return results
 
+    def quick(self, text: str) -> MessageScores | None:
+        """The scores when the first stage suffices (a fraction of a millisecond), else None: the message
+        needs the encoder (milliseconds), which an event loop should hand to a thread (`score_off_loop`)."""
+        first = self._score_stage([text])[0]
+        return first if self.second is None or not self.unsure(first) else None
+
     def unsure(self, scores: MessageScores) -> bool:
         return any(abs(p - self.calibration[i].threshold) < self.band for i, p in scores.probabilities.items())
 

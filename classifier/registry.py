@@ -173,6 +173,9 @@ class ModelSelector:
     def score(self, text: str) -> MessageScores:
         return self.current().score(text)
 
+    def quick(self, text: str) -> MessageScores | None:
+        return self.current().quick(text)
+
 
 @cache
 def selector_for(models_dir: Path) -> ModelSelector:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from baton.contract.scoring import MessageScores
@@ -36,3 +37,16 @@ def pinned_scorer(scorer: Scorer, version: str | None) -> Scorer:
     for_version = getattr(scorer, "for_version", None)
     pinned = for_version(version) if for_version is not None else None
     return pinned if pinned is not None else scorer
+
+
+async def score_off_loop(scorer: Scorer, text: str) -> MessageScores:
+    """A message's scores from async code: inline when the scorer's quick path suffices (most messages, well
+    under a millisecond), else in a thread, so a message the encoder stage reads (milliseconds of numpy, which
+    releases the GIL) never stalls the event loop. Scorers without a quick path score inline."""
+    quick = getattr(scorer, "quick", None)
+    if quick is None:
+        return scorer.score(text)
+    scores = quick(text)
+    if scores is not None:
+        return scores
+    return await asyncio.to_thread(scorer.score, text)

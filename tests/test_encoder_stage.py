@@ -7,6 +7,7 @@ import dataclasses
 import json
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 
 from baton.classifier.encoder import SHA256, EncoderError, MiniLMEncoder, package_dir, shared_encoder
 from baton.classifier.model import WEIGHTS_DIR, Classifier, ModelError, default_classifier
+from baton.classifier.scorer import score_off_loop
+from baton.contract.scoring import MessageScores
 
 # Messages of every kind a support inbox sends; some are far from every threshold, some near one.
 TEXTS = [
@@ -112,3 +115,25 @@ def test_the_pair_has_its_own_version_and_each_stage_is_checked(tmp_path: Path) 
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="encoder"):
         Classifier.load(copy)
+
+
+async def test_messages_the_encoder_reads_are_scored_off_the_event_loop() -> None:
+    both = default_classifier()
+    threads: list[int] = []
+
+    class Watching:
+        version = both.version
+
+        def quick(self, text: str) -> MessageScores | None:
+            return both.quick(text)
+
+        def score(self, text: str) -> MessageScores:
+            threads.append(threading.get_ident())
+            return both.score(text)
+
+    sure = next(t for t in TEXTS if both.quick(t) is not None)
+    unsure = next(t for t in TEXTS if both.quick(t) is None)
+    assert await score_off_loop(Watching(), sure) == both.score(sure)
+    assert threads == []  # the first stage's scores, inline
+    assert await score_off_loop(Watching(), unsure) == both.score(unsure)
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
