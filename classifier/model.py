@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -181,11 +182,15 @@ class Classifier:
                 results[k] = self._averaged(results[k], other)
         return results
 
-    def quick(self, text: str) -> MessageScores | None:
-        """The scores when the first stage suffices (a fraction of a millisecond), else None: the message
-        needs the encoder (milliseconds), which an event loop should hand to a thread (`score_off_loop`)."""
+    def staged(self, text: str) -> MessageScores | Callable[[], MessageScores]:
+        """The scores when the first stage suffices (a fraction of a millisecond); else a call that finishes them
+        from the first stage's reading with the encoder (milliseconds, which an event loop should hand to a
+        thread: `score_off_loop`). Either way the same scores as `score`, the first stage read once."""
         first = self._score_stage([text])[0]
-        return first if self.second is None or not self.unsure(first) else None
+        if self.second is None or not self.unsure(first):
+            return first
+        second = self.second
+        return lambda: self._averaged(first, second._score_whole([text])[0])
 
     def unsure(self, scores: MessageScores) -> bool:
         return any(abs(p - self.calibration[i].threshold) < self.band for i, p in scores.probabilities.items())

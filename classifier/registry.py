@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -173,8 +174,8 @@ class ModelSelector:
     def score(self, text: str) -> MessageScores:
         return self.current().score(text)
 
-    def quick(self, text: str) -> MessageScores | None:
-        return self.current().quick(text)
+    def staged(self, text: str) -> MessageScores | Callable[[], MessageScores]:
+        return self.current().staged(text)  # one version for both parts, even across a promotion
 
 
 @cache

@@ -40,13 +40,12 @@ def pinned_scorer(scorer: Scorer, version: str | None) -> Scorer:
 
 
 async def score_off_loop(scorer: Scorer, text: str) -> MessageScores:
-    """A message's scores from async code: inline when the scorer's quick path suffices (most messages, well
-    under a millisecond), else in a thread, so a message the encoder stage reads (milliseconds of numpy, which
-    releases the GIL) never stalls the event loop. Scorers without a quick path score inline."""
-    quick = getattr(scorer, "quick", None)
-    if quick is None:
+    """A message's scores from async code: inline when the scorer's first stage suffices (most messages, well
+    under a millisecond), else the rest in a thread, so a message the encoder stage reads (milliseconds of
+    numpy, which releases the GIL in its products) does not stall the event loop. Scorers without stages
+    (`staged`, as baton.classifier.model.Classifier has) score inline."""
+    staged = getattr(scorer, "staged", None)
+    if staged is None:
         return scorer.score(text)
-    scores = quick(text)
-    if scores is not None:
-        return scores
-    return await asyncio.to_thread(scorer.score, text)
+    result = staged(text)
+    return result if isinstance(result, MessageScores) else await asyncio.to_thread(result)

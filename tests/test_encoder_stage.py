@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -124,15 +125,22 @@ async def test_messages_the_encoder_reads_are_scored_off_the_event_loop() -> Non
     class Watching:
         version = both.version
 
-        def quick(self, text: str) -> MessageScores | None:
-            return both.quick(text)
+        def staged(self, text: str) -> MessageScores | Callable[[], MessageScores]:
+            result = both.staged(text)
+            if isinstance(result, MessageScores):
+                return result
+
+            def finish() -> MessageScores:
+                threads.append(threading.get_ident())
+                return result()
+
+            return finish
 
         def score(self, text: str) -> MessageScores:
-            threads.append(threading.get_ident())
-            return both.score(text)
+            raise AssertionError("score_off_loop reads the first stage once, through staged")
 
-    sure = next(t for t in TEXTS if both.quick(t) is not None)
-    unsure = next(t for t in TEXTS if both.quick(t) is None)
+    sure = next(t for t in TEXTS if isinstance(both.staged(t), MessageScores))
+    unsure = next(t for t in TEXTS if not isinstance(both.staged(t), MessageScores))
     assert await score_off_loop(Watching(), sure) == both.score(sure)
     assert threads == []  # the first stage's scores, inline
     assert await score_off_loop(Watching(), unsure) == both.score(unsure)
