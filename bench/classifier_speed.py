@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"model:        {result['model']} (one core: cpu {result['core']})")
         print(f"load:         {result['load_seconds']:.2f} s (imports, files, hash checks, first message)")
-        for name, figures in (("held-out mix", result), ("support messages", result.get("support"))):
+        # Support messages first: they are the traffic Baton scores; the mix is mostly Reddit comments.
+        for name, figures in (
+            ("support messages", result.get("support")),
+            ("held-out mix (59% Reddit comments)", result),
+        ):
             if not isinstance(figures, dict):
                 continue
             print(f"{name}:")

