@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import threading
@@ -16,7 +17,7 @@ import pytest
 
 from baton.classifier.encoder import SHA256, EncoderError, MiniLMEncoder, package_dir, shared_encoder
 from baton.classifier.model import WEIGHTS_DIR, Classifier, ModelError, default_classifier
-from baton.classifier.scorer import score_off_loop
+from baton.classifier.scorer import ENCODER_NICENESS, score_off_loop
 from baton.contract.scoring import MessageScores
 
 # Messages of every kind a support inbox sends; some are far from every threshold, some near one.
@@ -134,6 +135,7 @@ def test_the_pair_has_its_own_version_and_each_stage_is_checked(tmp_path: Path) 
 async def test_messages_the_encoder_reads_are_scored_off_the_event_loop() -> None:
     both = default_classifier()
     threads: list[int] = []
+    niceness: list[int] = []
 
     class Watching:
         version = both.version
@@ -145,6 +147,7 @@ async def test_messages_the_encoder_reads_are_scored_off_the_event_loop() -> Non
 
             def finish() -> MessageScores:
                 threads.append(threading.get_ident())
+                niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
                 return result()
 
             return finish
@@ -158,6 +161,8 @@ async def test_messages_the_encoder_reads_are_scored_off_the_event_loop() -> Non
     assert threads == []  # the first stage's scores, inline
     assert await score_off_loop(Watching(), unsure) == both.score(unsure)
     assert len(threads) == 1 and threads[0] != threading.get_ident()
+    # At a lower priority than the event loop's thread, which every other message needs.
+    assert niceness[0] >= os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + ENCODER_NICENESS
 
 
 def test_the_encoder_uses_one_blas_thread_and_gives_the_rest_back(monkeypatch: pytest.MonkeyPatch) -> None:
