@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from baton.apps.gateway.ops_page import ops_page
 from baton.contract.messages import OperationsStatus
 from baton.settings import Settings
 from baton.worker.wiring import build_worker
-from scripts.headless_chromium import blank_reason, headless_chromium, missing
+from scripts.headless_chromium import Browser, blank_reason, headless_chromium, missing
 
 KEY = "ops-test-key-0123456789"
 HOSTILE_TIER = '<b id="tier-injected">vip</b>'
@@ -154,7 +155,7 @@ async def test_ops_shows_a_scripted_escalation_in_chromium(
             submit = await browser.find("button[type=submit]")
             assert submit is not None
             await browser.click(submit)
-            session = next(c for c in await browser.cookies() if c["name"] == COOKIE)
+            session = await _cookie(browser, COOKIE)
             assert session["httpOnly"] is True
 
             row = f'tr[data-conversation="{waiting}"]'
@@ -254,3 +255,16 @@ def test_a_wait_past_the_sla_reads_as_breached() -> None:
     assert "1 past SLA" in html and "raised" in html
     assert "Nobody waiting in <code>billing</code>" in html
     assert "The store did not answer." in html  # the report's absence is said, the live part still shown
+
+
+async def _cookie(browser: Browser, name: str, timeout: float = 15.0) -> dict[str, Any]:
+    """The named cookie once the browser has it: a click on a form's submit button returns before the
+    response that sets the cookie has been read, sooner or later depending on the machine's load."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [c for c in await browser.cookies() if c["name"] == name]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {name} cookie {timeout:g} s after signing in; the page is at {await browser.url()}")
+        await asyncio.sleep(0.1)
