@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     classifier: Literal["model", "rules"] = Field(
         default="model", description="Who scores customer messages: the shipped model, or the rules alone"
     )
+    encoder_process: bool = Field(
+        default=True,
+        description="Run the classifier's encoder stage in a child process (no GIL shared with the event loop); "
+        "false: in this process's threads",
+    )
     models_dir: Path = Field(
         default=Path(".state/models"),
         description="The deployment's own classifier versions and registry.json (which one new conversations use)",

@@ -22,9 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -104,6 +103,8 @@ class Classifier:
     # The encoder stage, for the messages whose probabilities lie within `band` of a threshold.
     second: Classifier | None = None
     band: float = 0.0
+    # The folder it was loaded from (None when built in memory): another process can load the same model.
+    source: Path | None = None
 
     @classmethod
     def load(cls, directory: Path = WEIGHTS_DIR, embedding: Embedder | None = None) -> Classifier:
@@ -150,6 +151,7 @@ class Classifier:
             frustration_calibration=tuple(meta.get("frustration_calibration", (1.0, 0.0))),  # type: ignore[arg-type]
             second=second,
             band=band,
+            source=directory,
         )
 
     def logits(self, texts: list[str]) -> np.ndarray:
@@ -182,15 +184,14 @@ class Classifier:
                 results[k] = self._averaged(results[k], other)
         return results
 
-    def staged(self, text: str) -> MessageScores | Callable[[], MessageScores]:
+    def staged(self, text: str) -> MessageScores | SecondRead:
         """The scores when the first stage suffices (a fraction of a millisecond); else a call that finishes them
         from the first stage's reading with the encoder (milliseconds, which an event loop should hand to a
         thread: `score_off_loop`). Either way the same scores as `score`, the first stage read once."""
         first = self._score_stage([text])[0]
         if self.second is None or not self.unsure(first):
             return first
-        second = self.second
-        return lambda: self._averaged(first, second._score_whole([text])[0])
+        return SecondRead(self, first, text)
 
     def unsure(self, scores: MessageScores) -> bool:
         return any(abs(p - self.calibration[i].threshold) < self.band for i, p in scores.probabilities.items())
@@ -272,6 +273,49 @@ class Classifier:
 
     def score(self, text: str) -> MessageScores:
         return self.score_many([text])[0]
+
+
+@dataclass(frozen=True)
+class SecondRead:
+    """What is left of scoring a message the first stage is unsure of: the encoder stage's reading, averaged
+    with the first stage's. Call it to finish in this process; or run `job` with `second_stage_scores` in
+    another process (the same folder, checked to be the same version) and `finish` with its result."""
+
+    classifier: Classifier
+    first: MessageScores
+    text: str
+
+    def __call__(self) -> MessageScores:
+        assert self.classifier.second is not None
+        return self.finish(self.classifier.second._score_whole([self.text])[0])
+
+    def finish(self, second: MessageScores) -> MessageScores:
+        return self.classifier._averaged(self.first, second)
+
+    @property
+    def job(self) -> tuple[str, str, str] | None:
+        """(second stage's folder, its version, the text), or None when the stage was not loaded from a folder."""
+        second = self.classifier.second
+        if second is None or second.source is None:
+            return None
+        return str(second.source.absolute()), second.version, self.text
+
+
+def second_stage_scores(directory: str, version: str, text: str) -> MessageScores:
+    """The encoder stage's scores of a text, from the stage in `directory` (loaded once per process), which must
+    be `version`: the process that asks has that version loaded, and a folder replaced since then is not it."""
+    stage = _stage_at(directory)
+    if stage.version != version:
+        _stage_at.cache_clear()
+        stage = _stage_at(directory)
+        if stage.version != version:
+            raise ModelError(f"{directory}: holds {stage.version}, not {version}")
+    return stage._score_whole([text])[0]
+
+
+@lru_cache(maxsize=4)
+def _stage_at(directory: str) -> Classifier:
+    return Classifier.load(Path(directory))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")

@@ -20,12 +20,11 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from baton.classifier.model import META_FILE, WEIGHTS_DIR, Classifier, ModelError, default_classifier
+from baton.classifier.model import META_FILE, WEIGHTS_DIR, Classifier, ModelError, SecondRead, default_classifier
 from baton.contract.scoring import MessageScores
 
 REGISTRY_FILE = "registry.json"
@@ -174,7 +173,7 @@ class ModelSelector:
     def score(self, text: str) -> MessageScores:
         return self.current().score(text)
 
-    def staged(self, text: str) -> MessageScores | Callable[[], MessageScores]:
+    def staged(self, text: str) -> MessageScores | SecondRead:
         return self.current().staged(text)  # one version for both parts, even across a promotion
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from functools import cache
 from typing import Protocol
 
 from baton.contract.scoring import MessageScores
+from baton.logging import get_logger
 from baton.settings import Settings
+
+log = get_logger(__name__)
 
 
 class Scorer(Protocol):
@@ -31,6 +35,8 @@ def scorer_for(settings: Settings) -> Scorer:
 
     selector = selector_for(settings.models_dir)
     selector.current()  # loaded now, so a missing or damaged model stops a worker or gateway at start
+    use_encoder_process(settings.encoder_process)
+    warm_encoder_process(selector)
     return selector
 
 
@@ -46,16 +52,83 @@ def pinned_scorer(scorer: Scorer, version: str | None) -> Scorer:
 
 async def score_off_loop(scorer: Scorer, text: str) -> MessageScores:
     """A message's scores from async code: inline when the scorer's first stage suffices (most messages, well
-    under a millisecond), else the rest in a thread, so a message the encoder stage reads (milliseconds of
-    numpy, which releases the GIL in its products) does not stall the event loop. Scorers without stages
-    (`staged`, as baton.classifier.model.Classifier has) score inline."""
+    under a millisecond); else the encoder stage's part in the encoder process (`use_encoder_process`), or in a
+    thread when there is none or it fails, so a message the encoder reads (5-10 ms of numpy) never stalls the
+    event loop. Scorers without stages (`staged`, as baton.classifier.model.Classifier has) score inline."""
     staged = getattr(scorer, "staged", None)
     if staged is None:
         return scorer.score(text)
     result = staged(text)
     if isinstance(result, MessageScores):
         return result
-    return await asyncio.get_running_loop().run_in_executor(_encoder_threads(), result)
+    loop = asyncio.get_running_loop()
+    job = getattr(result, "job", None)
+    pool = _encoder_process() if job is not None else None
+    if pool is not None:
+        from baton.classifier.model import second_stage_scores
+
+        try:
+            second = await loop.run_in_executor(pool, second_stage_scores, *job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # the process died, could not load the folder, or is shutting down
+            log.warning("encoder_process_failed", error=f"{type(err).__name__}: {err}", fallback="thread")
+            _discard(pool)
+        else:
+            return result.finish(second)
+    return await loop.run_in_executor(_encoder_threads(), result)
+
+
+# Where the encoder stage runs. In a child process by default: its numpy code between products holds the GIL,
+# and in the worker's or gateway's own process that stalls the event loop for every other message (at 50
+# conversations on two cores, message-to-decision p50 1.70-1.79 x the echo floor in threads, 1.41-1.49 in a
+# process; bench/README.md). The child costs about 150 MB and a second or two to start, once per process.
+_use_process = True
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def use_encoder_process(on: bool) -> None:
+    """Run the encoder stage in a child process (on) or in this process's threads (off); see Settings."""
+    global _use_process
+    _use_process = on
+    if not on:
+        with _pool_lock:
+            if _pool is not None:
+                _discard(_pool)
+
+
+def _encoder_process() -> ProcessPoolExecutor | None:
+    global _pool
+    if not _use_process:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            # spawn, not fork: the process has the Temporal SDK's threads, which a forked child must not inherit.
+            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority)
+        return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Forget a failed pool (the next message starts a new one) and let it shut down on its own."""
+    global _pool
+    if _pool is pool:
+        _pool = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def warm_encoder_process(scorer: Scorer) -> None:
+    """Start the encoder process and load the scorer's encoder stage in it now, not at the first message that
+    needs it. Returns at once; nothing when the scorer has no encoder stage or the process is off."""
+    current = getattr(scorer, "current", None)
+    model = current() if current is not None else scorer
+    second = getattr(model, "second", None)
+    source, version = getattr(second, "source", None), getattr(second, "version", None)
+    pool = _encoder_process() if source is not None and version is not None else None
+    if pool is not None:
+        from baton.classifier.model import second_stage_scores
+
+        pool.submit(second_stage_scores, str(source.absolute()), version, "warm up")
 
 
 # The encoder's threads run at a lower scheduling priority (nice +10) than the rest of the process: a message

@@ -3,20 +3,31 @@ stage is unsure of, its files checked against the upstream digests."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
 import re
 import shutil
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
+from baton.classifier import scorer
 from baton.classifier.encoder import SHA256, EncoderError, MiniLMEncoder, package_dir, shared_encoder
-from baton.classifier.model import WEIGHTS_DIR, Classifier, ModelError, default_classifier
+from baton.classifier.model import (
+    WEIGHTS_DIR,
+    Classifier,
+    ModelError,
+    SecondRead,
+    default_classifier,
+    second_stage_scores,
+)
 from baton.classifier.scorer import ENCODER_NICENESS, score_off_loop
 from baton.contract.scoring import MessageScores
 
@@ -181,3 +192,91 @@ def test_the_encoder_uses_one_blas_thread_and_gives_the_rest_back(monkeypatch: p
     encoder.embed(["one message", "and another"])
     assert seen and set(seen) == {1}
     assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+
+
+@pytest.fixture
+def encoder_process() -> Iterator[None]:
+    scorer.use_encoder_process(True)
+    yield
+    scorer.use_encoder_process(True)  # the default; a pool a test broke is gone
+
+
+def _unsure_text(classifier: Classifier) -> str:
+    return next(t for t in TEXTS if isinstance(classifier.staged(t), SecondRead))
+
+
+async def test_the_encoder_stage_runs_in_a_child_process_with_the_same_scores(
+    encoder_process: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both = default_classifier()
+    text = _unsure_text(both)
+
+    def no_threads() -> None:
+        raise AssertionError("the encoder process did not answer; the thread fallback ran")
+
+    monkeypatch.setattr(scorer, "_encoder_threads", no_threads)
+    assert await score_off_loop(both, text) == both.score(text)
+    pool = scorer._encoder_process()
+    assert pool is not None
+    children = [p.pid for p in pool._processes.values()]  # concurrent.futures keeps them here
+    assert children and os.getpid() not in children
+    # A lower priority than this process: every other message goes first.
+    assert os.getpriority(os.PRIO_PROCESS, children[0]) >= os.getpriority(os.PRIO_PROCESS, 0) + ENCODER_NICENESS
+
+
+def test_the_child_refuses_a_folder_that_holds_another_version() -> None:
+    both = default_classifier()
+    assert both.second is not None and both.second.source is not None
+    with pytest.raises(ModelError, match="not baton-clf-other"):
+        second_stage_scores(str(both.second.source), "baton-clf-other", "hello")
+
+
+async def test_when_the_child_cannot_load_the_stage_the_message_is_scored_in_a_thread(
+    encoder_process: None, tmp_path: Path
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    mine = Classifier.load(copy)
+    text = _unsure_text(mine)
+    (copy / "encoder" / "model.npz").unlink()  # gone after this process loaded it: the child cannot
+    with capture_logs() as logs:
+        assert await score_off_loop(mine, text) == default_classifier().score(text)
+    failed = [e for e in logs if e["event"] == "encoder_process_failed"]
+    assert len(failed) == 1 and "ModelError" in failed[0]["error"] and failed[0]["fallback"] == "thread"
+
+
+async def test_a_killed_encoder_process_loses_no_message_and_is_replaced(encoder_process: None) -> None:
+    both = default_classifier()
+    text = _unsure_text(both)
+    expected = both.score(text)
+    assert await score_off_loop(both, text) == expected
+    pool = scorer._encoder_process()
+    assert pool is not None
+    for process in list(pool._processes.values()):
+        os.kill(process.pid, signal.SIGKILL)
+        process.join(10)
+    assert await score_off_loop(both, text) == expected  # in a thread, while the broken pool is dropped
+    assert await score_off_loop(both, text) == expected  # in a new process
+    replacement = scorer._encoder_process()
+    assert replacement is not None and replacement is not pool
+
+
+async def test_with_the_process_off_the_encoder_stage_runs_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    both = default_classifier()
+    text = _unsure_text(both)
+    scorer.use_encoder_process(False)
+    try:
+        assert scorer._encoder_process() is None
+        threads: list[int] = []
+        real = scorer._encoder_threads()
+
+        class Counting(concurrent.futures.Executor):
+            def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+                threads.append(1)
+                return real.submit(fn, *args, **kwargs)
+
+        monkeypatch.setattr(scorer, "_encoder_threads", lambda: Counting())
+        assert await score_off_loop(both, text) == both.score(text)
+        assert threads == [1]
+    finally:
+        scorer.use_encoder_process(True)
