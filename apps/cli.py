@@ -474,6 +474,9 @@ def main(argv: list[str] | None = None) -> None:
         # flushed by now, so skip finalization rather than risk a spurious SIGABRT.
         sys.stdout.flush()
         sys.stderr.flush()
+        from baton.classifier.scorer import shutdown_encoder_process
+
+        shutdown_encoder_process()  # os._exit skips the encoder process's own shutdown
         os._exit(code)
     sys.exit(code)
 

@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from functools import cache
 from typing import Protocol
@@ -105,8 +106,33 @@ def _encoder_process() -> ProcessPoolExecutor | None:
     with _pool_lock:
         if _pool is None:
             # spawn, not fork: the process has the Temporal SDK's threads, which a forked child must not inherit.
-            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority)
+            _pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_child, initargs=(os.getpid(),)
+            )
         return _pool
+
+
+def shutdown_encoder_process() -> None:
+    """Stop the encoder process now: for a program about to leave by os._exit, which skips the pool's own exit."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_child(parent: int) -> None:
+    """In the encoder process: a lower priority, and an exit as soon as the process that started it is gone (one
+    that left by os._exit or was killed never says so, and the child would wait for work forever, holding
+    whatever it inherited, such as the pipes a caller reads the parent's output from)."""
+    _lower_priority()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="baton-encoder-parent", daemon=True).start()
 
 
 def _discard(pool: ProcessPoolExecutor) -> None:

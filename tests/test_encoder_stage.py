@@ -10,7 +10,10 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -280,3 +283,34 @@ async def test_with_the_process_off_the_encoder_stage_runs_in_a_thread(monkeypat
         assert threads == [1]
     finally:
         scorer.use_encoder_process(True)
+
+
+def _gone(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" in status.read_text()  # exited; waiting for whoever adopted it to reap it
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads process states from /proc")
+def test_the_encoder_process_leaves_when_its_parent_leaves_without_a_word() -> None:
+    # A program that starts the encoder process and leaves by os._exit (as the CLI's Temporal commands do),
+    # with its output read through pipes: the child must neither outlive it nor hold those pipes open.
+    program = (
+        "import os, sys, time\n"
+        "from baton.classifier import scorer\n"
+        "from baton.classifier.model import default_classifier\n"
+        "scorer.warm_encoder_process(default_classifier())\n"
+        "pool = scorer._encoder_process()\n"
+        "while not pool._processes: time.sleep(0.05)\n"
+        "print(*pool._processes, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    (child,) = [int(pid) for pid in done.stdout.split()]
+    deadline = time.monotonic() + 10
+    while not _gone(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(child)
