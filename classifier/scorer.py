@@ -70,11 +70,10 @@ async def score_off_loop(scorer: Scorer, text: str) -> MessageScores:
 
         try:
             second = await loop.run_in_executor(pool, second_stage_scores, *job)
-        except asyncio.CancelledError:
-            raise
         except Exception as err:  # the process died, could not load the folder, or is shutting down
             log.warning("encoder_process_failed", error=f"{type(err).__name__}: {err}", fallback="thread")
-            _discard(pool)
+            with _pool_lock:
+                _discard(pool)
         else:
             return result.finish(second)
     return await loop.run_in_executor(_encoder_threads(), result)
