@@ -81,7 +81,7 @@ async def score_off_loop(scorer: Scorer, text: str) -> MessageScores:
 
 # Where the encoder stage runs. In a child process by default: its numpy code between products holds the GIL,
 # and in the worker's or gateway's own process that stalls the event loop for every other message (at 50
-# conversations on two cores, message-to-decision p50 1.70-1.79 x the echo floor in threads, 1.41-1.49 in a
+# conversations on two cores, message-to-decision p50 a median 1.73 x the echo floor in threads, 1.51 in a
 # process; bench/README.md). The child costs about 150 MB and a second or two to start, once per process.
 _use_process = True
 _pool: ProcessPoolExecutor | None = None
