@@ -140,7 +140,7 @@ class MiniLMEncoder:
         root = root or package_dir()
         config = json.loads(checked_file(root, "config.json"))
         tokenizer = Tokenizer.from_str(checked_file(root, "tokenizer.json").decode("utf-8"))
-        tokenizer.no_padding()  # the upstream file pads to 128; each batch is padded to its longest text instead
+        tokenizer.no_padding()  # the upstream file pads to 128; a pass packs its texts' tokens instead
         tokenizer.enable_truncation(MAX_TOKENS)
         return cls(read_safetensors(checked_file(root, "model.safetensors")), config, tokenizer)
 

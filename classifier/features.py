@@ -27,7 +27,6 @@ from baton.domain.scoring import read
 HASH_BITS = 17
 BUCKETS = 1 << HASH_BITS
 CHAR_NGRAMS = (2, 3, 4, 5)
-WORD_NGRAMS = (1, 2)
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 RULE_INTENTS = (
     Intent.HUMAN_REQUEST,
@@ -85,8 +84,8 @@ def hashed_ngrams(text: str) -> tuple[np.ndarray, np.ndarray]:
     lowered = normalise(text)
     words = _WORD.findall(lowered)
     buckets = [_word_buckets(word) for word in words]
-    # Counted in this order (unigrams, bigrams, then each word's character n-grams), so the weights are summed
-    # in the same order at training and at run time.
+    # Word unigrams and bigrams, then each word's character n-grams, counted in this order, so the weights are
+    # summed in the same order at training and at run time.
     counts: Counter[int] = Counter(unigram for unigram, _ in buckets)
     counts.update(_bucket("w:" + words[i] + " " + words[i + 1]) for i in range(len(words) - 1))
     for _, chars in buckets:
