@@ -23,7 +23,7 @@ class ScoringActivities(Scoring):
 
     @activity.defn(name="score_message")
     async def score_message(self, request: ScoreRequest) -> MessageScores:
-        # Inline when the first stage suffices (cheaper than a thread hop), in a thread when the encoder stage
-        # reads the message. A running conversation keeps the version it pinned at its first score (when this
-        # deployment still has it); a new one gets the current.
+        # Inline when the first stage suffices (cheaper than a hop), in the encoder process (or a thread) when
+        # the encoder stage reads the message. A running conversation keeps the version it pinned at its first
+        # score (when this deployment still has it); a new one gets the current.
         return await score_off_loop(pinned_scorer(self._classifier, request.model_version), request.text)

@@ -10,8 +10,8 @@ refuses any file that does not match.
 
 A model may have a second stage (`second_stage` in the manifest, its own folder beside): the same heads
 over the MiniLM sentence encoder itself (baton.classifier.encoder) instead of its static distillation.
-It costs about ten times as much per message, so it reads only the messages the first stage is unsure
-of: those with an intent's probability within `band` of its threshold. It reads the whole message
+It costs 5-10 ms a message, twenty to forty times the first stage, so it reads only the messages the
+first stage is unsure of: those with an intent's probability within `band` of its threshold. It reads the whole message
 (no sentence split: the encoder reads a long message's meaning as a whole). For those the two stages'
 probabilities are averaged (and the thresholds, so an intent is detected when the mean probability
 reaches the mean threshold), and so are topic probabilities and frustration.
@@ -185,13 +185,20 @@ class Classifier:
         return results
 
     def staged(self, text: str) -> MessageScores | SecondRead:
-        """The scores when the first stage suffices (a fraction of a millisecond); else a call that finishes them
-        from the first stage's reading with the encoder (milliseconds, which an event loop should hand to a
-        thread: `score_off_loop`). Either way the same scores as `score`, the first stage read once."""
+        """The scores when the first stage suffices (a fraction of a millisecond); else what finishes them from
+        the first stage's reading with the encoder (milliseconds, which an event loop should hand to another
+        process or a thread: `score_off_loop`). Either way the same scores as `score`, the first stage read once."""
         first = self._score_stage([text])[0]
         if self.second is None or not self.unsure(first):
             return first
         return SecondRead(self, first, text)
+
+    def second_stage_job(self, text: str) -> tuple[str, str, str] | None:
+        """The arguments of `second_stage_scores` for a text: the second stage's folder, its version, the text;
+        None without a second stage loaded from a folder."""
+        if self.second is None or self.second.source is None:
+            return None
+        return str(self.second.source.absolute()), self.second.version, text
 
     def unsure(self, scores: MessageScores) -> bool:
         return any(abs(p - self.calibration[i].threshold) < self.band for i, p in scores.probabilities.items())
@@ -294,11 +301,7 @@ class SecondRead:
 
     @property
     def job(self) -> tuple[str, str, str] | None:
-        """(second stage's folder, its version, the text), or None when the stage was not loaded from a folder."""
-        second = self.classifier.second
-        if second is None or second.source is None:
-            return None
-        return str(second.source.absolute()), second.version, self.text
+        return self.classifier.second_stage_job(self.text)
 
 
 def second_stage_scores(directory: str, version: str, text: str) -> MessageScores:

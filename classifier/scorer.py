@@ -73,7 +73,7 @@ async def score_off_loop(scorer: Scorer, text: str) -> MessageScores:
         except Exception as err:  # the process died, could not load the folder, or is shutting down
             log.warning("encoder_process_failed", error=f"{type(err).__name__}: {err}", fallback="thread")
             with _pool_lock:
-                _discard(pool)
+                _discard(pool, wait=False)
         else:
             return result.finish(second)
     return await loop.run_in_executor(_encoder_threads(), result)
@@ -95,7 +95,7 @@ def use_encoder_process(on: bool) -> None:
     if not on:
         with _pool_lock:
             if _pool is not None:
-                _discard(_pool)
+                _discard(_pool, wait=False)
 
 
 def _encoder_process() -> ProcessPoolExecutor | None:
@@ -113,11 +113,9 @@ def _encoder_process() -> ProcessPoolExecutor | None:
 
 def shutdown_encoder_process() -> None:
     """Stop the encoder process now: for a program about to leave by os._exit, which skips the pool's own exit."""
-    global _pool
     with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if _pool is not None:
+            _discard(_pool, wait=True)
 
 
 def _start_child(parent: int) -> None:
@@ -134,26 +132,26 @@ def _start_child(parent: int) -> None:
     threading.Thread(target=watch, name="baton-encoder-parent", daemon=True).start()
 
 
-def _discard(pool: ProcessPoolExecutor) -> None:
-    """Forget a failed pool (the next message starts a new one) and let it shut down on its own."""
+def _discard(pool: ProcessPoolExecutor, wait: bool) -> None:
+    """Forget a pool (the next message starts a new one) and shut it down: waiting for its process to leave, or
+    letting it leave on its own. Called with `_pool_lock` held."""
     global _pool
     if _pool is pool:
         _pool = None
-    pool.shutdown(wait=False, cancel_futures=True)
+    pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def warm_encoder_process(scorer: Scorer) -> None:
     """Start the encoder process and load the scorer's encoder stage in it now, not at the first message that
     needs it. Returns at once; nothing when the scorer has no encoder stage or the process is off."""
     current = getattr(scorer, "current", None)
-    model = current() if current is not None else scorer
-    second = getattr(model, "second", None)
-    source, version = getattr(second, "source", None), getattr(second, "version", None)
-    pool = _encoder_process() if source is not None and version is not None else None
+    second_stage_job = getattr(current() if current is not None else scorer, "second_stage_job", None)
+    job = second_stage_job("warm up") if second_stage_job is not None else None
+    pool = _encoder_process() if job is not None else None
     if pool is not None:
         from baton.classifier.model import second_stage_scores
 
-        pool.submit(second_stage_scores, str(source.absolute()), version, "warm up")
+        pool.submit(second_stage_scores, *job)
 
 
 # The encoder's threads run at a lower scheduling priority (nice +10) than the rest of the process: a message

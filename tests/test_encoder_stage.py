@@ -170,7 +170,7 @@ async def test_messages_the_encoder_reads_are_scored_off_the_event_loop() -> Non
             raise AssertionError("score_off_loop reads the first stage once, through staged")
 
     sure = next(t for t in TEXTS if isinstance(both.staged(t), MessageScores))
-    unsure = next(t for t in TEXTS if not isinstance(both.staged(t), MessageScores))
+    unsure = _unsure_text(both)
     assert await score_off_loop(Watching(), sure) == both.score(sure)
     assert threads == []  # the first stage's scores, inline
     assert await score_off_loop(Watching(), unsure) == both.score(unsure)
