@@ -1,9 +1,11 @@
 """Load the shipped model and score messages: one linear layer over the features, calibrated.
 
-The weights file holds, for every output (each intent, each topic, frustration), the weights of the
-hashed n-grams and of the dense features (embedding, rules, sentiment) and a bias. Intents are
+The weights file holds, for every output (each intent, each topic, frustration and its level heads and
+gate), the weights of the hashed n-grams and of the dense features (embedding, rules, sentiment) and a
+bias. Intents are
 independent sigmoids with Platt calibration and a threshold each; topics a softmax with a temperature;
-frustration a sigmoid. All of it is chosen by `baton model train` and written beside the weights in
+frustration a sigmoid, mixed with GoEmotions level heads by a gate (`Classifier.frustration_of`). All of it
+is chosen by `baton model train` and written beside the weights in
 `model.json`, the folder's manifest: it names every file the scores depend on with its SHA-256 (the
 weights, the embedding's table and tokenizer) and carries a digest of its own content, and loading
 refuses any file that does not match.
@@ -100,6 +102,8 @@ class Classifier:
     topic_temperature: float
     # Frustration's logit mapped onto the team's 0-1 ratings (calm 0, annoyed .5, furious 1).
     frustration_calibration: tuple[float, float] = (1.0, 0.0)
+    # The GoEmotions levels of the outputs after frustration's (then the gate's); none in older models.
+    frustration_levels: tuple[float, ...] = ()
     # The encoder stage, for the messages whose probabilities lie within `band` of a threshold.
     second: Classifier | None = None
     band: float = 0.0
@@ -131,6 +135,10 @@ class Classifier:
         width = (embedding.dimension if embedding else 0) + len(DENSE_FEATURES)
         if dense_weights.shape[0] != width:
             raise ModelError(f"{directory}: {dense_weights.shape[0]} dense weights, the features have {width}")
+        levels = tuple(float(v) for v in meta.get("frustration_levels", ()))
+        outputs = len(meta["intents"]) + len(meta["topics"]) + 1 + (len(levels) + 1 if levels else 0)
+        if bias.shape != (outputs,) or dense_weights.shape[1] != outputs or hash_weights.shape != (BUCKETS, outputs):
+            raise ModelError(f"{directory}: {bias.shape[0]} outputs, the manifest describes {outputs}")
         second, band = None, 0.0
         stage = meta.get("second_stage")
         if stage:
@@ -149,6 +157,7 @@ class Classifier:
             calibration={Intent(k): Calibration(**v) for k, v in meta["calibration"].items()},
             topic_temperature=float(meta["topic_temperature"]),
             frustration_calibration=tuple(meta.get("frustration_calibration", (1.0, 0.0))),  # type: ignore[arg-type]
+            frustration_levels=levels,
             second=second,
             band=band,
             source=directory,
@@ -269,7 +278,7 @@ class Classifier:
                     intents=detected,
                     topic=self.topics[best],
                     topic_probabilities={t: round(float(p), 4) for t, p in zip(self.topics, topic_p, strict=True)},
-                    frustration=round(self.frustration_scale(float(row[n_intents + n_topics])), 4),
+                    frustration=round(self.frustration_of(row[n_intents + n_topics :]), 4),
                 )
             )
         return results
@@ -277,6 +286,25 @@ class Classifier:
     def frustration_scale(self, logit: float) -> float:
         scale, shift = self.frustration_calibration
         return _sigmoid(scale * logit + shift)
+
+    def frustration_of(self, outputs: np.ndarray) -> float:
+        """Frustration from its outputs: the head on the team's scale, and where the model has them, the
+        GoEmotions level heads and the gate.
+
+        The head alone trades Reddit-like text against support messages (one linear head cannot rank both
+        well). The level heads read the expected level of a comment-like text, sum of level x probability,
+        at most 1; the gate is the probability that the text is a support message. A support message keeps
+        the head's value, the rest moves halfway to the levels' reading:
+            gate * head + (1 - gate) * (head + levels) / 2
+        """
+        head = self.frustration_scale(float(outputs[0]))
+        if not self.frustration_levels:
+            return head
+        n = len(self.frustration_levels)
+        pairs = zip(self.frustration_levels, outputs[1 : 1 + n], strict=True)
+        levels = min(1.0, sum(level * _sigmoid(float(z)) for level, z in pairs))
+        gate = _sigmoid(float(outputs[1 + n]))
+        return gate * head + (1 - gate) * (head + levels) / 2
 
     def score(self, text: str) -> MessageScores:
         return self.score_many([text])[0]

@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from baton.classifier.embedding import MINILM_TABLE, MINILM_TOKENIZER, EmbeddingError
-from baton.classifier.model import META_FILE, MODEL_FILE, WEIGHTS_DIR, Classifier, ModelError, default_classifier
+from baton.classifier.model import (
+    META_FILE,
+    MODEL_FILE,
+    WEIGHTS_DIR,
+    Classifier,
+    ModelError,
+    content_digest,
+    default_classifier,
+)
 from baton.contract.messages import Intent, Topic
 
 
@@ -66,6 +74,46 @@ def test_an_edited_manifest_does_not_load(tmp_path: Path) -> None:
     (folder / META_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     with pytest.raises(ModelError, match="content_sha256"):
         Classifier.load(folder)
+
+
+def test_a_manifest_that_miscounts_the_outputs_does_not_load(tmp_path: Path) -> None:
+    """A manifest without the frustration levels its weights carry (signed again, so only the count is wrong)."""
+    folder = _copy(tmp_path)
+    manifest = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+    assert manifest["frustration_levels"]
+    manifest["frustration_levels"] = []
+    manifest["content_sha256"] = content_digest(manifest)
+    (folder / META_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    with pytest.raises(ModelError, match="outputs"):
+        Classifier.load(folder)
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + float(np.exp(-z)))
+
+
+def test_frustration_mixes_the_head_and_the_levels_by_the_gate(classifier: Classifier) -> None:
+    """Frustration from the raw outputs, as documented: a support message keeps the head's value on the team's
+    scale, a text unlike one moves halfway to the GoEmotions levels' reading."""
+    texts = [
+        "This is the third time I ask about my invoice, fix it now",
+        "lol that ref is blind, worst call of the season",
+        "Thanks, all sorted",
+    ]
+    n = len(classifier.intents) + len(classifier.topics)
+    levels = classifier.frustration_levels
+    assert levels == (1.0, 0.75, 0.5, 0.25)
+    gates = []
+    for text, row in zip(texts, classifier.logits(texts), strict=True):
+        scale, shift = classifier.frustration_calibration
+        head = _sigmoid(scale * float(row[n]) + shift)
+        reading = min(1.0, sum(v * _sigmoid(float(z)) for v, z in zip(levels, row[n + 1 : n + 5], strict=True)))
+        gate = _sigmoid(float(row[n + 5]))
+        gates.append(gate)
+        expected = gate * head + (1 - gate) * (head + reading) / 2
+        assert classifier._score_whole([text])[0].frustration == pytest.approx(expected, abs=1e-4)
+    support, comment, thanks = gates
+    assert support > 0.5 > comment and thanks > 0.5
 
 
 def test_a_missing_model_is_named(tmp_path: Path) -> None:

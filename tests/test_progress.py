@@ -324,6 +324,8 @@ def small_training_set(root: Path | None = None) -> list[Example]:
         rows.append(Example(f"an ordinary question {n} on {topic}", "banking77", "none", (), topic, None))
     for n in range(30):
         rows.append(Example(f"this is {'very ' * (n % 5)}annoying {n}", "written", "rated", (), None, (n % 5) / 4))
+    for n in range(50):  # comments at each frustration level, for the level heads and the gate
+        rows.append(Example(f"a comment {'so ' * (n % 5)}angry {n}", "goemotions", "anger", (), None, (n % 5) / 4))
     return rows
 
 

@@ -11,7 +11,8 @@ same files give the same weights. Steps:
    out-of-fold F1; its out-of-fold scores calibrate it (Platt) and choose its threshold (best F1, with a
    precision floor where the policy needs one); a softmax regression over topics with a temperature
    fitted out of fold; a logistic regression for frustration on graded ratings (soft labels: each rated
-   row counts as frustrated with weight f and as calm with weight 1 - f).
+   row counts as frustrated with weight f and as calm with weight 1 - f), and beside it one logistic
+   regression per GoEmotions frustration level and a gate (support message or not) that mixes them in.
 4. The weights, as one linear layer, into classifier/weights/ with model.json, the manifest (version,
    calibration, the SHA-256 of every file the scores depend on, the training data's fingerprint and the
    out-of-fold figures).
@@ -51,6 +52,11 @@ TOPICS: tuple[Topic, ...] = tuple(Topic)
 C_GRID = (4.0, 16.0, 64.0)  # per intent, the C with the best out-of-fold F1 (the smaller one on a tie)
 C_TOPIC = 4.0
 C_FRUSTRATION = 3.0  # out-of-fold Spearman on the rated rows: 0.49 at C=1 (WordLlama), 0.53 at C=3 here
+# Frustration's second reader, for text unlike a support chat: one head per GoEmotions frustration level
+# (mapping.py), fitted on the comments alone, and a gate that tells a support message (every other source
+# and the team's) from a comment. See `Classifier.frustration_of` and docs/classifier.md.
+FRUSTRATION_LEVELS = (1.0, 0.75, 0.5, 0.25)
+C_GATE = 1.0
 MIN_POSITIVES = 10
 EMBEDDINGS = ("minilm-static", "wordllama-256", "minilm-encoder", "none")
 SECOND_STAGE_FOLDER = "encoder"
@@ -165,8 +171,8 @@ def _out_of_fold(
 
 def model_fits(c_grid: Sequence[float] = C_GRID) -> int:
     """The models `train` fits: per intent one per fold and C then the final one, the topic model per fold
-    and once more, the frustration model once. A progress bar's total."""
-    return len(INTENTS) * (len(c_grid) * FOLDS + 1) + FOLDS + 1 + 1
+    and once more, the frustration model, its level heads and its gate once each. A progress bar's total."""
+    return len(INTENTS) * (len(c_grid) * FOLDS + 1) + FOLDS + 1 + 1 + len(FRUSTRATION_LEVELS) + 1
 
 
 def platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -266,7 +272,12 @@ def train(
     w_labelled = _weights(labelled)
     folds = _folds(labelled)
     n_sparse, n_dense = BUCKETS, (embedder.dimension if embedder else 0) + len(DENSE_FEATURES)
-    outputs = len(INTENTS) + len(TOPICS) + 1
+    # The level heads need comments at every level (a deployment's or a test's small set may have none).
+    comments = np.array([r.source == "goemotions" for r in rated], dtype=bool)
+    comment_ratings = [r.frustration for r in rated if r.source == "goemotions"]
+    at_level = [comment_ratings.count(v) for v in FRUSTRATION_LEVELS]
+    levels: tuple[float, ...] = FRUSTRATION_LEVELS if min(at_level) >= MIN_POSITIVES else ()
+    outputs = len(INTENTS) + len(TOPICS) + 1 + (len(levels) + 1 if levels else 0)
     weights = np.zeros((n_sparse + n_dense, outputs), dtype=np.float64)
     bias = np.zeros(outputs, dtype=np.float64)
     calibration: dict[str, dict[str, float]] = {}
@@ -325,8 +336,31 @@ def train(
     w_twice = np.concatenate([f * w_rated, (1 - f) * w_rated]) + 1e-6
     frustration_model = _binary_model(C_FRUSTRATION).fit(x_twice, y_twice, sample_weight=w_twice)
     fitted(1)
-    weights[:, -1] = frustration_model.coef_[0]
-    bias[-1] = frustration_model.intercept_[0]
+    head = len(INTENTS) + len(TOPICS)
+    weights[:, head] = frustration_model.coef_[0]
+    bias[head] = frustration_model.intercept_[0]
+
+    # One head ranks the team's support messages well (held out 0.78) and Reddit comments less well (0.51):
+    # it trades one against the other. Beside it, a head per GoEmotions level, fitted on the comments alone
+    # (each comment's level is its largest emotion's value), and a gate, support message against comment,
+    # fitted on every training row; `Classifier.frustration_of` mixes them (out of fold: 0.547 -> 0.564).
+    if levels:
+        for j, level in enumerate(levels):
+            y_level = (f[comments] == level).astype(int)
+            level_model = _binary_model(C_FRUSTRATION).fit(x_rated[comments], y_level)  # type: ignore[index]
+            fitted(1)
+            weights[:, head + 1 + j] = level_model.coef_[0]
+            bias[head + 1 + j] = level_model.intercept_[0]
+        comment_rows = np.flatnonzero(np.array([r.topic is None for r in rated], dtype=bool))
+        x_gate = sparse.vstack([x_labelled, x_rated[comment_rows]], format="csr")  # type: ignore[index]
+        y_gate = np.array([1] * len(labelled) + [int(rated[k].source != "goemotions") for k in comment_rows])
+        gate_model = _binary_model(C_GATE).fit(x_gate, y_gate)
+        fitted(1)
+        weights[:, -1] = gate_model.coef_[0]
+        bias[-1] = gate_model.intercept_[0]
+    else:
+        say(f"  frustration: no level heads (comments at each level: {at_level}, need {MIN_POSITIVES})")
+        fitted(len(FRUSTRATION_LEVELS) + 1)
     # The policy's frustration thresholds are on the team's rating scale (a plain problem report about
     # 0.2, annoyed 0.5, furious 1): map the head's logit onto it, fitted on the team's rated messages.
     team = np.array([r.source == "written" for r in rated])
@@ -358,6 +392,7 @@ def train(
         "calibration": calibration,
         "topic_temperature": temperature,
         "frustration_calibration": list(frustration_calibration),
+        "frustration_levels": list(levels),
         "training_rows": len(rows),
         "training_data_sha256": data,
         "out_of_fold": figures,
