@@ -31,6 +31,7 @@ from baton.classifier.scorer import Scorer
 from baton.contract import search_attributes as sa
 from baton.contract.messages import ConversationStart, Decision, Intent, MessageIn
 from baton.contract.records import ReviewLabelRecord, escalation_id
+from baton.contract.scoring import MessageScores
 from baton.policies import load_policy
 from baton.settings import Settings
 from baton.store.database import create_engine, migrate_async, session_factory
@@ -41,6 +42,9 @@ from baton.worker.wiring import WORKFLOWS, build_worker
 # Requests for a person in Hinglish ("call a real person") the shipped model misses, and messages it reads as a
 # request though they are not one (a mention of a company's representative; a number given, not a callback
 # asked for): the first of each that the shipped model gets wrong is planted (the list outlives a retrain).
+# The missed one must be read by the first stage alone: a deployment's correction is to the first stage, and
+# where the encoder stage reads a message and is sure the other way, the mean of the two cannot be moved across
+# the threshold (docs/classifier.md, "How it adapts"; the training reports such a row as not corrected).
 MISSED_CANDIDATES = ("kisi asli aadmi ko bulao", "koi banda bhejo jo samjhe", "insaan bhejo")
 FALSE_POSITIVE_CANDIDATES = (
     "representative of our company will sign the contract",
@@ -53,7 +57,14 @@ REQUESTS = (Intent.HUMAN_REQUEST, Intent.CONTACT_REQUEST)
 def planted() -> tuple[str, str, Intent]:
     """(missed message, false-positive message, the intent wrongly read in it), for the shipped model."""
     shipped = default_classifier()
-    missed = next((t for t in MISSED_CANDIDATES if Intent.HUMAN_REQUEST not in shipped.score(t).intents), None)
+    missed = next(
+        (
+            t
+            for t in MISSED_CANDIDATES
+            if Intent.HUMAN_REQUEST not in shipped.score(t).intents and isinstance(shipped.staged(t), MessageScores)
+        ),
+        None,
+    )
     wrong = [(t, i) for t in FALSE_POSITIVE_CANDIDATES for i in shipped.score(t).intents if i in REQUESTS]
     assert missed is not None and wrong, "no candidate the shipped model gets wrong: add one"
     return missed, wrong[0][0], wrong[0][1]
