@@ -103,9 +103,9 @@ def test_frustration_mixes_the_head_and_the_levels_by_the_gate(classifier: Class
     n = len(classifier.intents) + len(classifier.topics)
     levels = classifier.frustration_levels
     assert levels == (1.0, 0.75, 0.5, 0.25)
+    scale, shift = classifier.frustration_calibration
     gates = []
     for text, row in zip(texts, classifier.logits(texts), strict=True):
-        scale, shift = classifier.frustration_calibration
         head = _sigmoid(scale * float(row[n]) + shift)
         reading = min(1.0, sum(v * _sigmoid(float(z)) for v, z in zip(levels, row[n + 1 : n + 5], strict=True)))
         gate = _sigmoid(float(row[n + 5]))

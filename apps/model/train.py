@@ -51,8 +51,9 @@ INTENTS: tuple[Intent, ...] = tuple(Intent)
 TOPICS: tuple[Topic, ...] = tuple(Topic)
 C_GRID = (4.0, 16.0, 64.0)  # per intent, the C with the best out-of-fold F1 (the smaller one on a tie)
 # Out-of-fold F1 within this of the best counts as a tie: two builds of the same rows differ by a few 1e-4
-# (liblinear's solution moves with the last bits of its inputs; resolved measured 0.7503 and 0.7506 at C = 64),
-# which without it flipped resolved's C between 4 and 64, and its threshold and band with it.
+# (liblinear's solution moves with the last bits of its inputs; billing_dispute at C = 64: 0.8909 and 0.8911),
+# and resolved's C = 4 and 64 lie 0.0003 apart (0.7503, 0.7506): without it its C flipped between builds, and
+# its threshold and band with it.
 C_TIE = 0.0005
 C_TOPIC = 4.0
 C_FRUSTRATION = 3.0  # out-of-fold Spearman on the rated rows: 0.49 at C=1 (WordLlama), 0.53 at C=3 here
@@ -277,9 +278,9 @@ def train(
     folds = _folds(labelled)
     n_sparse, n_dense = BUCKETS, (embedder.dimension if embedder else 0) + len(DENSE_FEATURES)
     # The level heads need comments at every level (a deployment's or a test's small set may have none).
+    f = np.array([r.frustration for r in rated], dtype=np.float64)
     comments = np.array([r.source == "goemotions" for r in rated], dtype=bool)
-    comment_ratings = [r.frustration for r in rated if r.source == "goemotions"]
-    at_level = [comment_ratings.count(v) for v in FRUSTRATION_LEVELS]
+    at_level = [int(np.sum(f[comments] == v)) for v in FRUSTRATION_LEVELS]
     levels: tuple[float, ...] = FRUSTRATION_LEVELS if min(at_level) >= MIN_POSITIVES else ()
     outputs = len(INTENTS) + len(TOPICS) + 1 + (len(levels) + 1 if levels else 0)
     weights = np.zeros((n_sparse + n_dense, outputs), dtype=np.float64)
@@ -332,7 +333,6 @@ def train(
 
     # Frustration: each rated row twice, as frustrated with weight f and calm with weight 1 - f.
     x_rated = featurise([r.text for r in rated], embedder).stacked()
-    f = np.array([r.frustration for r in rated], dtype=np.float64)
     w_rated = _weights(rated)
     from scipy import sparse
 
