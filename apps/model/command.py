@@ -21,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     train.add_argument(
         "--embedding",
         default=None,
-        choices=("minilm-static", "wordllama-256", "minilm-encoder", "none"),
+        choices=("minilm-static", "wordllama-256", "minilm-encoder-int8", "minilm-encoder", "none"),
         help="train one stage only, with this sentence embedding beside the n-grams and rules (default: both "
-        "stages, the MiniLM distillation and then the MiniLM encoder for the messages the first is unsure of)",
+        "stages, the MiniLM distillation and then the MiniLM encoder, int8, for the messages the first is unsure "
+        "of; minilm-encoder is the same encoder in float32)",
     )
     labels = train.add_mutually_exclusive_group()
     labels.add_argument(

@@ -37,6 +37,9 @@ from baton.classifier.embedding import MINILM_TABLE, MINILM_TOKENIZER, StaticEmb
 from baton.classifier.encoder import NAME as ENCODER_NAME
 from baton.classifier.encoder import PACKAGE_PIN, shared_encoder
 from baton.classifier.encoder import SHA256 as ENCODER_SHA256
+from baton.classifier.encoder_int8 import GRAPH_VERSION as INT8_GRAPH_VERSION
+from baton.classifier.encoder_int8 import NAME as INT8_ENCODER_NAME
+from baton.classifier.encoder_int8 import shared_int8_encoder
 from baton.classifier.features import BUCKETS, DENSE_FEATURES, dense_features, hashed_ngrams
 from baton.classifier.model import META_FILE, MODEL_FILE, WEIGHTS_DIR, Embedder, content_digest
 from baton.contract.messages import Intent, Topic
@@ -63,7 +66,7 @@ C_FRUSTRATION = 3.0  # out-of-fold Spearman on the rated rows: 0.49 at C=1 (Word
 FRUSTRATION_LEVELS = (1.0, 0.75, 0.5, 0.25)
 C_GATE = 1.0
 MIN_POSITIVES = 10
-EMBEDDINGS = ("minilm-static", "wordllama-256", "minilm-encoder", "none")
+EMBEDDINGS = ("minilm-static", "wordllama-256", "minilm-encoder-int8", "minilm-encoder", "none")
 SECOND_STAGE_FOLDER = "encoder"
 # The second stage reads messages with an intent's probability within this distance of its threshold.
 # Chosen by measurement (docs/classifier.md): 0.2 gives most of the encoder's gain on the held-out rows
@@ -116,6 +119,9 @@ def embedding_for(name: str | Embedder, source_dir: Path = WEIGHTS_DIR) -> tuple
         return StaticEmbedding.wordllama(), {"kind": name, "name": name}
     if name == ENCODER_NAME:
         return shared_encoder(), {"kind": name, "name": name, "package": PACKAGE_PIN, "files": dict(ENCODER_SHA256)}
+    if name == INT8_ENCODER_NAME:
+        spec = {"kind": name, "name": name, "package": PACKAGE_PIN, "files": dict(ENCODER_SHA256)}
+        return shared_int8_encoder(), spec | {"graph": INT8_GRAPH_VERSION}
     if name == "none":
         return None, {"kind": name, "name": name}
     raise ValueError(f"unknown embedding {name!r} (one of {', '.join(EMBEDDINGS)})")
@@ -432,5 +438,5 @@ def train_both(
 ) -> dict[str, object]:
     """The shipped model: the first stage over the static embedding, the second over the encoder, attached."""
     train(out_dir, root=root, log=log, bar=bar)
-    train(out_dir / SECOND_STAGE_FOLDER, root=root, log=log, embedding=ENCODER_NAME, bar=bar)
+    train(out_dir / SECOND_STAGE_FOLDER, root=root, log=log, embedding=INT8_ENCODER_NAME, bar=bar)
     return attach_second_stage(out_dir)
