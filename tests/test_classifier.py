@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baton.classifier.embedding import MINILM_TABLE, MINILM_TOKENIZER, EmbeddingError
+from baton.classifier.embedding import MINILM_TABLE, MINILM_TOKENIZER, PARALLEL_MIN, EmbeddingError, encode_all
 from baton.classifier.model import (
     META_FILE,
     MODEL_FILE,
@@ -176,3 +176,13 @@ def test_empty_and_odd_messages_score(classifier: Classifier) -> None:
     for text in ["", "   ", "🙂", "?" * 50, "a" * 5000]:
         scores = classifier.score(text)
         assert np.isfinite(scores.frustration)
+
+
+def test_few_texts_are_tokenized_in_the_calling_thread_with_the_same_encodings_as_a_batch() -> None:
+    tokenizer = default_classifier().embedding.tokenizer  # type: ignore[union-attr]
+    texts = [f"{k} refunds plz, agnet!! {'very ' * k}urgent" for k in range(PARALLEL_MIN * 2)]
+    for count in (1, PARALLEL_MIN - 1, PARALLEL_MIN, len(texts)):
+        for special in (True, False):
+            ours = [e.ids for e in encode_all(tokenizer, texts[:count], add_special_tokens=special)]
+            batch = [e.ids for e in tokenizer.encode_batch(texts[:count], add_special_tokens=special)]
+            assert ours == batch, (count, special)
