@@ -193,10 +193,11 @@ class Int8MiniLMEncoder:
 
     @classmethod
     def load(cls, root: Path | None = None) -> Int8MiniLMEncoder:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            raise EncoderError("onnxruntime is not installed (it runs the int8 encoder)") from exc
+        for package, role in (("onnx", "writes the int8 encoder's graph"), ("onnxruntime", "runs the int8 encoder")):
+            try:
+                __import__(package)
+            except ImportError as exc:
+                raise EncoderError(f"{package} is not installed (it {role}; `make install` installs it)") from exc
         root = root or package_dir()
         config = json.loads(checked_file(root, "config.json"))
         tokenizer = Tokenizer.from_str(checked_file(root, "tokenizer.json").decode("utf-8"))

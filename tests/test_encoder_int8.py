@@ -120,3 +120,21 @@ def test_a_stage_trained_on_another_graph_is_refused(tmp_path: Path) -> None:
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=f"int8 encoder graph {GRAPH_VERSION + 1}, this code builds {GRAPH_VERSION}"):
         Classifier.load(folder)
+
+
+@pytest.mark.parametrize("package", ["onnx", "onnxruntime"])
+def test_without_onnx_or_onnxruntime_the_load_names_the_missing_package(
+    package: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def refuse(name: str, *args: object, **kwargs: object) -> object:
+        if name == package:
+            raise ImportError(f"No module named {package!r}")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builtins, "__import__", refuse)
+    with pytest.raises(EncoderError, match=f"^{package} is not installed"):
+        Int8MiniLMEncoder.load()
