@@ -98,6 +98,31 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x * x * x)))
 
 
+def read_files(root: Path | None = None) -> tuple[dict[str, np.ndarray], dict[str, object], Tokenizer]:
+    """The encoder's checked files: its float32 tensors, its config and its tokenizer (no padding, texts cut at
+    MAX_TOKENS)."""
+    root = root or package_dir()
+    config = json.loads(checked_file(root, "config.json"))
+    tokenizer = Tokenizer.from_str(checked_file(root, "tokenizer.json").decode("utf-8"))
+    tokenizer.no_padding()  # the upstream file pads to 128; texts are packed or run alone instead
+    tokenizer.enable_truncation(MAX_TOKENS)
+    return read_safetensors(checked_file(root, "model.safetensors")), config, tokenizer
+
+
+class TokenEmbeddings:
+    """The encoder's input: each token's vector plus its position's and the (single) type's, layer-normed."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], config: dict[str, object]) -> None:
+        self.eps = float(config["layer_norm_eps"])  # type: ignore[arg-type]
+        self.words = tensors["embeddings.word_embeddings.weight"]
+        self.positions = tensors["embeddings.position_embeddings.weight"]
+        self.token_type = tensors["embeddings.token_type_embeddings.weight"][0]
+        self.norm = (tensors["embeddings.LayerNorm.weight"], tensors["embeddings.LayerNorm.bias"])
+
+    def __call__(self, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        return _layer_norm(self.words[ids] + self.positions[positions] + self.token_type, *self.norm, self.eps)
+
+
 class MiniLMEncoder:
     """Sentence vectors (384, unit length) of texts; a text's vector never depends on the others in a call."""
 
@@ -112,10 +137,7 @@ class MiniLMEncoder:
         # numpy's BLAS would use every core for these products and spin between them, taking CPU from the
         # worker and the Temporal server beside it; one thread per call, set and restored in microseconds.
         self._blas = ThreadpoolController()
-        self.words = tensors["embeddings.word_embeddings.weight"]
-        self.positions = tensors["embeddings.position_embeddings.weight"]
-        self.token_type = tensors["embeddings.token_type_embeddings.weight"][0]
-        self.norm = (tensors["embeddings.LayerNorm.weight"], tensors["embeddings.LayerNorm.bias"])
+        self.embeddings = TokenEmbeddings(tensors, config)
         self.layers = []
         for i in range(int(config["num_hidden_layers"])):  # type: ignore[call-overload]
             p = f"encoder.layer.{i}."
@@ -143,12 +165,7 @@ class MiniLMEncoder:
 
     @classmethod
     def load(cls, root: Path | None = None) -> MiniLMEncoder:
-        root = root or package_dir()
-        config = json.loads(checked_file(root, "config.json"))
-        tokenizer = Tokenizer.from_str(checked_file(root, "tokenizer.json").decode("utf-8"))
-        tokenizer.no_padding()  # the upstream file pads to 128; a pass packs its texts' tokens instead
-        tokenizer.enable_truncation(MAX_TOKENS)
-        return cls(read_safetensors(checked_file(root, "model.safetensors")), config, tokenizer)
+        return cls(*read_files(root))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.width), dtype=np.float32)
@@ -174,7 +191,7 @@ class MiniLMEncoder:
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         flat = np.concatenate([np.asarray(ids, dtype=np.int64) for ids in ids_list])
         positions = np.concatenate([np.arange(n) for n in lengths])
-        x = _layer_norm(self.words[flat] + self.positions[positions] + self.token_type, *self.norm, self.eps)
+        x = self.embeddings(flat, positions)
         groups = [_AttentionGroup(lengths[g], starts[g]) for g in _groups(len(ids_list))]
         scale = np.float32(d**-0.5)
         for layer in self.layers:

@@ -16,7 +16,6 @@ and their layer norm (a table look-up) and the mean pooling run in numpy; GELU i
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 
@@ -24,15 +23,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from baton.classifier.embedding import encode_all
-from baton.classifier.encoder import (
-    MAX_TOKENS,
-    PACKAGE_PIN,
-    EncoderError,
-    _layer_norm,
-    checked_file,
-    package_dir,
-    read_safetensors,
-)
+from baton.classifier.encoder import PACKAGE_PIN, EncoderError, TokenEmbeddings, read_files
 
 NAME = "minilm-encoder-int8"
 OPSET = 20  # Gelu is an ONNX operator from opset 20
@@ -174,13 +165,9 @@ class Int8MiniLMEncoder:
     def __init__(self, tensors: dict[str, np.ndarray], config: dict[str, object], tokenizer: Tokenizer) -> None:
         import onnxruntime
 
-        self.eps = float(config["layer_norm_eps"])  # type: ignore[arg-type]
         self.width = int(config["hidden_size"])  # type: ignore[call-overload]
         self.tokenizer = tokenizer
-        self.words = tensors["embeddings.word_embeddings.weight"]
-        self.positions = tensors["embeddings.position_embeddings.weight"]
-        self.token_type = tensors["embeddings.token_type_embeddings.weight"][0]
-        self.norm = (tensors["embeddings.LayerNorm.weight"], tensors["embeddings.LayerNorm.bias"])
+        self.embeddings = TokenEmbeddings(tensors, config)
         options = onnxruntime.SessionOptions()
         # One thread, no spinning: the worker and the Temporal server share the machine's cores.
         options.intra_op_num_threads = 1
@@ -198,12 +185,7 @@ class Int8MiniLMEncoder:
                 __import__(package)
             except ImportError as exc:
                 raise EncoderError(f"{package} is not installed (it {role}; `make install` installs it)") from exc
-        root = root or package_dir()
-        config = json.loads(checked_file(root, "config.json"))
-        tokenizer = Tokenizer.from_str(checked_file(root, "tokenizer.json").decode("utf-8"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(MAX_TOKENS)
-        return cls(read_safetensors(checked_file(root, "model.safetensors")), config, tokenizer)
+        return cls(*read_files(root))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.width), dtype=np.float32)
@@ -211,8 +193,7 @@ class Int8MiniLMEncoder:
             return out
         for row, encoding in enumerate(encode_all(self.tokenizer, texts)):
             ids = np.asarray(encoding.ids, dtype=np.int64)
-            x = self.words[ids] + self.positions[: len(ids)] + self.token_type
-            x = _layer_norm(x, *self.norm, self.eps).astype(np.float32)
+            x = self.embeddings(ids, np.arange(len(ids))).astype(np.float32)
             tokens = self.session.run(["y"], {"x": x})[0]
             pooled = tokens.mean(axis=0)
             out[row] = pooled / np.linalg.norm(pooled)

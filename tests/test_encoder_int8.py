@@ -19,19 +19,10 @@ from baton.classifier.encoder_int8 import (
     shared_int8_encoder,
 )
 from baton.classifier.model import WEIGHTS_DIR, Classifier, ModelError, content_digest
+from tests.test_encoder_stage import TEXTS as SUPPORT_MESSAGES
 
-TEXTS = [
-    "What time zone do the scheduled reports use?",
-    "I want to talk to a human right now",
-    "thanks, that fixed it",
-    "this bot is useless, you keep giving me the same answer",
-    "I am so stressed, payroll failed and I can't sleep",
-    "please delete my account and all my data",
-    "why was I charged twice this month",
-    "hello",
-    "kisi asli aadmi ko bulao",
-    "I'm done, cancel everything " * 20,
-]
+# The encoder stage's support messages, a code-mixed request and a text past the 128-token cut.
+TEXTS = [*SUPPORT_MESSAGES, "kisi asli aadmi ko bulao", "I'm done, cancel everything " * 20]
 
 
 def test_the_int8_vectors_are_the_float32_encoders_within_quantisation() -> None:
