@@ -38,8 +38,10 @@ FLOAT_PRODUCTS = frozenset({"l0.outer"})
 
 
 def _quantised_matmul(nodes: list, inits: list, x: str, weight: np.ndarray, bias: np.ndarray, name: str) -> str:  # type: ignore[type-arg]
-    """x @ weight + bias as onnxruntime's dynamic quantisation writes it: DynamicQuantizeLinear on x, then
-    MatMulInteger with the int8 weight, then the product of both scales (the weight's one per column)."""
+    """x @ weight + bias, written into the graph's nodes and initialisers; returns the output's name. A product
+    in FLOAT_PRODUCTS stays float32; any other is written as onnxruntime's dynamic quantisation writes one:
+    DynamicQuantizeLinear on x, then MatMulInteger with the int8 weight, then the product of both scales (the
+    weight's one per column)."""
     from onnx import TensorProto, helper, numpy_helper
 
     if name in FLOAT_PRODUCTS:
@@ -193,7 +195,7 @@ class Int8MiniLMEncoder:
             return out
         for row, encoding in enumerate(encode_all(self.tokenizer, texts)):
             ids = np.asarray(encoding.ids, dtype=np.int64)
-            x = self.embeddings(ids, np.arange(len(ids))).astype(np.float32)
+            x = self.embeddings(ids, np.arange(len(ids))).astype(np.float32, copy=False)  # already float32
             tokens = self.session.run(["y"], {"x": x})[0]
             pooled = tokens.mean(axis=0)
             out[row] = pooled / np.linalg.norm(pooled)

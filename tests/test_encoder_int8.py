@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from baton.classifier.encoder import SHA256, EncoderError, package_dir, read_safetensors, shared_encoder
+from baton.classifier.encoder import SHA256, EncoderError, package_dir, read_files, shared_encoder
 from baton.classifier.encoder_int8 import (
     FLOAT_PRODUCTS,
     GRAPH_VERSION,
@@ -53,9 +53,7 @@ def test_a_texts_int8_vector_is_the_same_alone_or_in_any_batch() -> None:
 
 
 def test_the_graph_is_written_the_same_way_every_time() -> None:
-    root = package_dir()
-    tensors = read_safetensors((root / "model.safetensors").read_bytes())
-    config = json.loads((root / "config.json").read_text())
+    tensors, config, _ = read_files()
     first, second = build_graph(tensors, config), build_graph(tensors, config)
     assert first == second
     import onnx

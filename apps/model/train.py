@@ -117,10 +117,10 @@ def embedding_for(name: str | Embedder, source_dir: Path = WEIGHTS_DIR) -> tuple
         return StaticEmbedding.minilm(source_dir, files), {"kind": name, "name": name, "files": files}
     if name == "wordllama-256":
         return StaticEmbedding.wordllama(), {"kind": name, "name": name}
-    if name == ENCODER_NAME:
-        return shared_encoder(), {"kind": name, "name": name, "package": PACKAGE_PIN, "files": dict(ENCODER_SHA256)}
-    if name == INT8_ENCODER_NAME:
+    if name in (ENCODER_NAME, INT8_ENCODER_NAME):
         spec = {"kind": name, "name": name, "package": PACKAGE_PIN, "files": dict(ENCODER_SHA256)}
+        if name == ENCODER_NAME:
+            return shared_encoder(), spec
         return shared_int8_encoder(), spec | {"graph": INT8_GRAPH_VERSION}
     if name == "none":
         return None, {"kind": name, "name": name}
