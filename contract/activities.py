@@ -42,7 +42,8 @@ from baton.contract.scoring import JudgeRequest, JudgeResult, MessageScores, Sco
 class Setup:
     @activity.defn
     async def prepare_conversation(self, request: SetupRequest) -> ConversationSetup:
-        """Load the policy and the customer's CRM context (a local activity, once per conversation)."""
+        """Load the policy and the customer's CRM context, and write the conversation's row when asked (a local
+        activity, once per conversation)."""
         raise NotImplementedError
 
 

@@ -136,16 +136,29 @@ class ContextInput(ContractModel):
     backend_facts: CustomerFacts = Field(default_factory=CustomerFacts)
 
 
+class StartRow(ContractModel):
+    """The conversation's row, for setup to write with the segment, tier and policy it finds."""
+
+    conversation_id: str
+    channel: str
+    started_at: datetime
+
+
 class SetupRequest(ContractModel):
     policy: str | None = None
     context: ContextInput
+    start_row: StartRow | None = Field(
+        default=None, description="Write the conversation's row too (a new conversation's first run)"
+    )
 
 
 class ConversationSetup(ContractModel):
-    """The policy (as data; validated by the workflow) and the customer's context."""
+    """The policy (as data; validated by the workflow), the customer's context, and whether the row was written
+    (else the workflow writes it with an activity of its own)."""
 
     policy: dict
     context: CustomerContext
+    start_recorded: bool = False
 
 
 class CloseRequest(ContractModel):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from baton.apps.client import close, get_state, handle, pickup, resolve, send_message
@@ -100,6 +101,17 @@ async def row(url: str, conversation_id: str) -> Conversation | None:
         await engine.dispose()
 
 
+async def first_task_time(client: Client, conversation_id: str) -> datetime:
+    """When the conversation's first workflow task started: the workflow's clock as its first message arrived,
+    the time setup writes on the conversation's row."""
+    latest = await handle(client, conversation_id).describe()
+    first_run = client.get_workflow_handle(latest.id, run_id=latest.raw_info.first_run_id)
+    async for event in first_run.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            return event.event_time.ToDatetime(UTC)
+    raise AssertionError("no workflow task in the history")
+
+
 async def report(url: str, month: Month) -> dict:
     """`baton report`'s figures; in a thread, so that this loop's worker keeps working meanwhile."""
     result = await asyncio.to_thread(
@@ -131,7 +143,8 @@ async def test_a_chat_left_idle_closes_itself_and_is_reported(env: WorkflowEnvir
     state = await get_state(client, start.conversation_id)  # a closed conversation still answers its query
     recorded = await row(store, start.conversation_id)
     assert recorded is not None and recorded.closed_reason == "idle" and recorded.outcome == "abandoned"
-    assert recorded.closed_at is not None and recorded.started_at == state.transcript[0].at
+    assert recorded.closed_at is not None and recorded.started_at == await first_task_time(client, start.conversation_id)
+    assert recorded.started_at <= state.transcript[0].at
     # From the bot's last answer, to the second (the timer fires on time; the close is recorded just after).
     assert CHAT_IDLE <= recorded.closed_at - state.transcript[-1].at < CHAT_IDLE + timedelta(seconds=1)
     assert recorded.customer_messages == 2
@@ -247,7 +260,7 @@ async def test_idle_close_after_continue_as_new_then_export(dev_env: WorkflowEnv
         recorded = await row(url, start.conversation_id)
         assert recorded is not None and recorded.closed_reason == "idle" and recorded.closed_at is not None
         assert timedelta(seconds=3) <= recorded.closed_at - state.transcript[-1].at < timedelta(seconds=8)
-        assert recorded.started_at == state.transcript[0].at
+        assert recorded.started_at == await first_task_time(client, start.conversation_id)
 
         until = datetime.now(UTC) + timedelta(seconds=1)
         for _ in range(50):  # visibility is eventually consistent

@@ -55,13 +55,18 @@ def build_activities(
     classifier: Scorer | None = None,
 ) -> list[Callable[..., Any]]:
     operations = OperationsActivities(client, task_queue)
-    setup = SetupActivities(crm or build_crm(settings), PolicyStore(settings.policy), operations.customer_status)
+    records = RecordActivities(_store_engine(settings.database_url))
+    setup = SetupActivities(
+        crm or build_crm(settings),
+        PolicyStore(settings.policy),
+        operations.customer_status,
+        record_start=records.record_conversation_start,
+    )
     routing = RoutingActivities(client, task_queue)
     delivery = DeliveryActivities(settings)
     handoff = HandoffActivities(settings)
     judge = JudgeActivities(settings)
     scoring = ScoringActivities(classifier or scorer_for(settings))
-    records = RecordActivities(_store_engine(settings.database_url))
     chatwoot = ChatwootActivities(client, settings, _store_engine(settings.database_url))
     return [
         *records.all,

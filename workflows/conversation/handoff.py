@@ -37,7 +37,7 @@ from baton.policies.hours import format_callback, is_open, next_opening
 from baton.policies.routing import segment_rank
 from baton.policies.schema import Policy
 from baton.policies.wording import async_escalation_text, escalation_text, transfer_reason, waiting_text
-from baton.workflows.conversation import builders, decision, metrics
+from baton.workflows.conversation import builders, decision, metrics, patches
 from baton.workflows.conversation.effects import Effects
 from baton.workflows.conversation.ladder import Step, StepKind, next_step
 
@@ -45,10 +45,6 @@ LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 # Routing answers are needed inside a decision: bounded tightly, with a fallback estimate.
 ROUTING_DEADLINE = timedelta(seconds=5)
-# Runs recorded before this marker asked for the surge state with five attempts of up to 5 s each (a
-# decision could wait 25 s on it); after it, one attempt bounded by SURGE_READ_DEADLINE, answered by
-# the worker's cached read (activities/operations.py), and the last known state past the bound.
-SURGE_READ_PATCH = "surge-read-bounded"
 SURGE_READ_DEADLINE = timedelta(seconds=2)
 
 
@@ -153,7 +149,7 @@ class HandoffRun:
         self._effects.in_background(Operations.report_to_operations, event)
 
     async def operations_status(self) -> OperationsStatus:
-        if not workflow.patched(SURGE_READ_PATCH):
+        if not patches.patched(patches.SURGE_READ):
             try:
                 return await workflow.execute_local_activity_method(
                     Operations.operations_status,

@@ -15,12 +15,9 @@ from baton.contract.messages import ConversationState, MessageIn, Signals, Trans
 from baton.contract.scoring import JudgeRequest, MessageScores, ScoreRequest
 from baton.domain.scoring import score
 from baton.policies.schema import Policy
+from baton.workflows.conversation import patches
 from baton.workflows.conversation.decision import signals_from
 
-# Histories recorded before this marker scored messages inline with the rules; they replay that way.
-CLASSIFIER_PATCH = "classifier-scores-recorded"
-# Before this marker a message the gateway scored with another version than the conversation's was taken as is.
-PINNED_MODEL_PATCH = "pinned-model-rescore"
 LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 
@@ -33,7 +30,7 @@ async def understand(
     text = message.text
     texts = [m.text for m in earlier]
     trail = [m.signals.frustration for m in earlier if m.signals]
-    if not workflow.patched(CLASSIFIER_PATCH):
+    if not patches.patched(patches.CLASSIFIER):
         return score(text, texts, trail)
     if message.scores is not None:
         # Scored by the gateway or Baton's client before sending: recorded with the message already. A model
@@ -63,7 +60,7 @@ def _other_version(state: ConversationState, scores: MessageScores) -> bool:
     so that histories recorded before the marker replay unchanged."""
     if state.model_version is None or scores.source != "model" or scores.model_version == state.model_version:
         return False
-    return workflow.patched(PINNED_MODEL_PATCH)
+    return patches.patched(patches.PINNED_MODEL)
 
 
 async def _score(state: ConversationState, text: str, summary: str) -> MessageScores:

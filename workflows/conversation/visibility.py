@@ -15,14 +15,12 @@ from temporalio.common import SearchAttributeUpdate
 
 from baton.contract import search_attributes as sa
 from baton.contract.messages import ConversationState, Escalation, Phase, TriggerHit
+from baton.workflows.conversation import patches
 from baton.workflows.conversation.builders import segment_of
 
-# Runs recorded before this marker never set BatonWaitingSince; they replay without it.
-WAITING_SINCE_PATCH = "waiting-since-search-attribute"
-# Runs recorded before this marker never set BatonModelVersion.
-MODEL_VERSION_PATCH = "model-version-search-attribute"
-# Published behind their own patch markers, asked only when the value would change.
-PATCHED = {sa.WAITING_SINCE.name: WAITING_SINCE_PATCH, sa.MODEL_VERSION.name: MODEL_VERSION_PATCH}
+# Published behind their own patch markers (runs recorded before them never set these), asked only when the
+# value would change.
+PATCHED = {sa.WAITING_SINCE.name: patches.WAITING_SINCE, sa.MODEL_VERSION.name: patches.MODEL_VERSION}
 
 PHASES = {
     Phase.BOT: "With the bot",
@@ -184,4 +182,4 @@ class Visibility:
         when it would change, so that a run recorded before it replays unchanged."""
         if self._published.get(name) == value:
             return False
-        return workflow.patched(PATCHED[name])
+        return patches.patched(PATCHED[name])

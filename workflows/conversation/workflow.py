@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     import baton.workflows.conversation.builders as builders
     import baton.workflows.conversation.decision as decision
     import baton.workflows.conversation.metrics as metrics
+    import baton.workflows.conversation.patches as patches
     from baton.contract import ids
     from baton.contract.activities import Operations, Records, Setup
     from baton.contract.errors import ErrorType
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         PickupResult,
         ResolveRequest,
         SetupRequest,
+        StartRow,
     )
     from baton.policies.engine import Assessment
     from baton.policies.schema import Policy
@@ -57,14 +59,6 @@ with workflow.unsafe.imports_passed_through():
 
 LOCAL_TIMEOUT = timedelta(seconds=10)
 LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
-# Conversations recorded before this marker let surge mode keep an incident question with the bot even
-# when it also asked for a person; they replay that way.
-PERSON_BEATS_SURGE_PATCH = "person-request-beats-surge"
-IDLE_CLOSE_PATCH = "idle-close"
-# Runs recorded before this marker wrote the conversation's row only when it closed.
-START_RECORDED_PATCH = "start-recorded-at-first-message"
-CARRY_BOUNDED_PATCH = "carry-bounded-transcript"
-STEADY_RUN_PATCH = "idle-timer-kept-runs-under-4096-events"
 # A run continues as new from this many events, so that with the messages in flight when it ends it stays under
 # the 4,096 at which the server suggests it (and far from the hard limits: 51,200 events, 50 MB).
 RUN_EVENTS = 4000
@@ -101,12 +95,12 @@ class ConversationWorkflow:
         handoff = self._ready.handoff
         handoff.start_note_if_needed()
         # Runs recorded before idle close waited for a step of the ladder only; they replay that way.
-        idle_close = workflow.patched(IDLE_CLOSE_PATCH)
+        idle_close = patches.patched(patches.IDLE_CLOSE)
         # Runs recorded before this marker restarted the idle timer on every message (a cancelled and a started
         # timer in history each time), and continued as new only when the server suggested it (4,096 events by
         # default), ending a few events past it. After it the idle timer runs on and, when it fires, the loop
         # waits out the rest; and a run continues as new from RUN_EVENTS.
-        kept = workflow.patched(STEADY_RUN_PATCH)
+        kept = patches.patched(patches.STEADY_RUN)
         steady_idle = idle_close and kept
         self._run_events_limit = RUN_EVENTS if kept else None
         while not self._should_stop():
@@ -148,7 +142,7 @@ class ConversationWorkflow:
         if not self._closing:
             state.runs += 1
             # Runs recorded before this marker carried the whole transcript, however long.
-            bounded = workflow.patched(CARRY_BOUNDED_PATCH)
+            bounded = patches.patched(patches.CARRY_BOUNDED)
             workflow.continue_as_new(
                 ConversationInput(
                     start=state.start,
@@ -192,7 +186,7 @@ class ConversationWorkflow:
         """The conversation's row, written in the background after its first message so that the month's
         report counts it while it is still open; no decision waits on the write."""
         state = self._state
-        if state.start_recorded or not state.transcript or not workflow.patched(START_RECORDED_PATCH):
+        if state.start_recorded or not state.transcript or not patches.patched(patches.START_RECORDED):
             return
         state.start_recorded = True
         self._effects.in_background(
@@ -283,7 +277,7 @@ class ConversationWorkflow:
     async def _with_the_bot(self, message: MessageIn, assessment: Assessment) -> Outcome:
         policy, handoff = self._ready.policy, self._ready.handoff
         incident_question = is_incident_question(policy, message.text, assessment.signals)
-        if incident_question and asks_for_a_person(assessment.signals) and workflow.patched(PERSON_BEATS_SURGE_PATCH):
+        if incident_question and asks_for_a_person(assessment.signals) and patches.patched(patches.PERSON_BEATS_SURGE):
             incident_question = False  # "... not working. I want to talk to a human." goes to a human
         if assessment.urgency is None and not incident_question:
             return Outcome(action="continue")
@@ -474,20 +468,28 @@ class ConversationWorkflow:
         """Load the policy and the customer's context once; both are carried across continue-as-new."""
         if self._loaded is not None and self._state.context is not None:
             return
-        start = self._state.start
+        state = self._state
+        start = state.start
+        # Setup writes the conversation's row when it can (histories recorded before it answer no, and the row
+        # is written by its own activity after the first message, as they recorded).
+        row = None if state.start_recorded else StartRow(
+            conversation_id=start.conversation_id, channel=start.channel, started_at=workflow.now()
+        )
         setup = await workflow.execute_local_activity_method(
             Setup.prepare_conversation,
             SetupRequest(
                 policy=start.policy,
                 context=ContextInput(customer_id=start.customer_id, backend_facts=start.customer),
+                start_row=row,
             ),
             start_to_close_timeout=LOCAL_TIMEOUT,
             retry_policy=LOCAL_RETRY,
             summary="Load the policy and the customer's CRM context",
         )
         policy = Policy.model_validate(setup.policy)
-        self._state.policy_name = policy.name
-        self._state.context = setup.context
+        state.policy_name = policy.name
+        state.context = setup.context
+        state.start_recorded = state.start_recorded or setup.start_recorded
         self._load(policy)
 
     def _publish(self) -> None:
