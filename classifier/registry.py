@@ -130,10 +130,15 @@ class ModelSelector:
     _stamp: tuple[int, int, int] | None = None
     _current: Classifier | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The registry's path as a string, made once: it is checked at every message.
+    _registry_path: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self._registry_path = str(self.models_dir / REGISTRY_FILE)
 
     def _registry_stamp(self) -> tuple[int, int, int] | None:
         try:
-            stat = (self.models_dir / REGISTRY_FILE).stat()
+            stat = os.stat(self._registry_path)
         except FileNotFoundError:
             return None
         return (stat.st_mtime_ns, stat.st_size, stat.st_ino)

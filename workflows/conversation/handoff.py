@@ -8,6 +8,7 @@ the LLM), the helpdesk ticket, pages and what happens when an agent picks up.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -359,3 +360,13 @@ class HandoffRun:
                 escalation.note = builders.with_history(note, self._state)
         assert escalation.note is not None  # set by the writer or the fallback above
         return escalation.note
+
+
+# Here rather than beside the workflow: the sandbox runs the workflow's module afresh for every conversation, and
+# a dataclass costs a fraction of a millisecond to make.
+@dataclass(frozen=True)
+class Ready:
+    """What start-up loads once (policy, and the handoff logic bound to it); carried across continue-as-new."""
+
+    policy: Policy
+    handoff: HandoffRun

@@ -12,7 +12,6 @@ built in builders.py.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -50,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.policies.surge import asks_for_a_person, incident_text, is_incident_question
     from baton.workflows.conversation.decision import Outcome
     from baton.workflows.conversation.effects import Effects
-    from baton.workflows.conversation.handoff import HandoffRun
+    from baton.workflows.conversation.handoff import HandoffRun, Ready
     from baton.workflows.conversation.idle import IDLE_REASON, idle_deadline
     from baton.workflows.conversation.idle import SUMMARY as IDLE_SUMMARY
     from baton.workflows.conversation.ladder import Step
@@ -62,14 +61,6 @@ LOCAL_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_
 # A run continues as new from this many events, so that with the messages in flight when it ends it stays under
 # the 4,096 at which the server suggests it (and far from the hard limits: 51,200 events, 50 MB).
 RUN_EVENTS = 4000
-
-
-@dataclass(frozen=True)
-class Ready:
-    """What start-up loads once (policy, and the handoff logic bound to it); carried across continue-as-new."""
-
-    policy: Policy
-    handoff: HandoffRun
 
 
 @workflow.defn(name=ids.CONVERSATION_WORKFLOW)
