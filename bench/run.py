@@ -38,6 +38,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from baton import heap
 from baton.apps import client as baton_client
 from baton.classifier.scorer import scorer_for
 from baton.contract import search_attributes
@@ -489,6 +490,8 @@ async def main(argv: list[str] | None = None) -> dict:
         echo_worker = Worker(client, task_queue=queues[ECHO], workflows=[EchoWorkflow])
         async with baton_worker, echo_worker:
             bench = Bench(client, queues)
+            # As `baton worker` and the gateway do once loaded (baton/heap.py): this process is both.
+            heap.settle()
 
             print("Warming up ...", flush=True)
             throwaway = Samples()

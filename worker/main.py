@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 
+from baton import heap
 from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
 from baton.store.database import migrate_async
@@ -35,6 +36,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         log.info("worker_metrics_listening", address=settings.worker_metrics_address)
     client = await connect(settings, runtime=runtime, interceptors=tracing.interceptors)
     worker = build_worker(client, settings)
+    heap.settle()  # the classifier and policies are loaded: keep them out of garbage collection
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from baton import heap
 from baton.apps.gateway.app import create_app
 from baton.logging import configure_logging, get_logger
 from baton.settings import Settings, get_settings
@@ -106,6 +107,7 @@ async def serve(
         shutdown_tracing = tracing.shutdown
         client = await connect(settings, interceptors=tracing.interceptors)
     app = create_app(client, settings)
+    heap.settle()  # the classifier is loaded: keep it out of garbage collection
     try:
         await serve_app(app, settings.gateway_host, settings.gateway_port, sock=sock, ready=ready, stop=stop)
     finally:
