@@ -36,7 +36,7 @@ class SetupActivities(Setup):
         self._crm = crm
         self._policies = policies
         self._cooling = cooling
-        # The records activity's write (store and metrics); None: the workflow writes the row itself.
+        # Writes the conversation's row (activities/start_rows.py); None: the workflow writes it itself.
         self._record_start = record_start
 
     @activity.defn(name="prepare_conversation")

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
@@ -18,6 +19,7 @@ import baton.activities.setup as setup_activities
 from baton.activities.crm import EmbeddedCrm
 from baton.activities.policy import PolicyStore
 from baton.activities.setup import SetupActivities
+from baton.activities.start_rows import StartRows
 from baton.apps.client import handle, send_message
 from baton.contract.messages import ContextInput, ConversationStart, MessageIn, SetupRequest, StartRow
 from baton.contract.records import ConversationStartRecord
@@ -143,3 +145,36 @@ async def test_a_slow_store_is_not_waited_for(monkeypatch: pytest.MonkeyPatch) -
 def test_only_changes_before_the_baseline_are_asked_through_it() -> None:
     with pytest.raises(ValueError, match="later-change"):
         patches.patched("later-change")
+
+
+def start_record(conversation_id: str) -> ConversationStartRecord:
+    return ConversationStartRecord(
+        conversation_id=conversation_id, customer_id="cus_smb", channel="chat", started_at="2026-11-30T10:00:00Z"
+    )
+
+
+async def test_rows_that_start_together_share_a_transaction(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}"
+    await migrate_async(url)
+    engine = create_engine(url)
+    commits: list[int] = []
+    event.listen(engine.sync_engine, "commit", lambda _conn: commits.append(1))
+    try:
+        rows = StartRows(engine)
+        await asyncio.gather(*(rows.write(start_record(f"c{i}")) for i in range(50)))
+        async with session_factory(engine)() as session:
+            written = (await session.scalars(select(Conversation.conversation_id))).all()
+    finally:
+        await engine.dispose()
+    assert sorted(written) == sorted(f"c{i}" for i in range(50))
+    assert 1 <= len(commits) <= 3  # the first row alone at most, then the rest together
+
+
+async def test_a_failed_transaction_fails_each_of_its_rows(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'baton.db'}")  # never migrated: no table
+    try:
+        rows = StartRows(engine)
+        results = await asyncio.gather(*(rows.write(start_record(f"c{i}")) for i in range(5)), return_exceptions=True)
+    finally:
+        await engine.dispose()
+    assert len(results) == 5 and all(isinstance(r, OperationalError) for r in results)

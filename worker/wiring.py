@@ -22,6 +22,7 @@ from baton.activities.records import RecordActivities
 from baton.activities.routing import RoutingActivities
 from baton.activities.scoring import ScoringActivities
 from baton.activities.setup import SetupActivities
+from baton.activities.start_rows import StartRows
 from baton.classifier.scorer import Scorer, scorer_for
 from baton.settings import Settings
 from baton.store.database import create_engine
@@ -60,7 +61,7 @@ def build_activities(
         crm or build_crm(settings),
         PolicyStore(settings.policy),
         operations.customer_status,
-        record_start=records.record_conversation_start,
+        record_start=StartRows(_store_engine(settings.database_url)).write,
     )
     routing = RoutingActivities(client, task_queue)
     delivery = DeliveryActivities(settings)
