@@ -75,13 +75,13 @@ async def _upsert(
     session: AsyncSession,
     table: Table,
     keys: list[str],
-    values: dict[str, Any],
+    values: dict[str, Any] | list[dict[str, Any]],
     own: tuple[str, ...] = (),
     fill: tuple[str, ...] = (),
     replace: tuple[str, ...] = (),
 ) -> None:
-    """INSERT ``values``; on a key conflict, update ``own`` columns (None keeps the old value), fill ``fill`` gaps
-    and overwrite ``replace`` columns outright."""
+    """INSERT ``values`` (one row, or several with the same columns and distinct keys); on a key conflict, update
+    ``own`` columns (None keeps the old value), fill ``fill`` gaps and overwrite ``replace`` columns outright."""
     dialect = (await session.connection()).dialect.name
     if dialect == "postgresql":
         insert = postgresql.insert(table)
@@ -89,12 +89,13 @@ async def _upsert(
         insert = sqlite.insert(table)
     else:
         raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {dialect}")
-    statement = insert.values(**values)
+    statement = insert.values(values) if isinstance(values, list) else insert.values(**values)
+    columns = values[0] if isinstance(values, list) else values
     new, old = statement.excluded, table.c
     updates = {name: func.coalesce(new[name], old[name]) for name in own}
     updates |= {name: func.coalesce(old[name], new[name]) for name in fill}
     updates |= {name: new[name] for name in replace}
-    updates = {name: value for name, value in updates.items() if name in values and name not in keys}
+    updates = {name: value for name, value in updates.items() if name in columns and name not in keys}
     if updates:
         statement = statement.on_conflict_do_update(index_elements=keys, set_=updates)
     else:
@@ -109,9 +110,15 @@ async def _ensure_conversation(session: AsyncSession, conversation_id: str, **kn
 
 
 async def record_conversation_start(session: AsyncSession, record: ConversationStartRecord) -> None:
-    # A conversation starts once: every start column only fills a gap (a continued run or a retry changes nothing).
-    values = record.model_dump()
-    await _upsert(session, Conversation.__table__, ["conversation_id"], values, fill=tuple(values))
+    await record_conversation_starts(session, [record])
+
+
+async def record_conversation_starts(session: AsyncSession, starts: list[ConversationStartRecord]) -> None:
+    """Conversations' rows in one statement. A conversation starts once: every start column only fills a gap (a
+    continued run or a retry changes nothing), and of two records of one conversation the first counts."""
+    rows = list({record.conversation_id: record.model_dump() for record in reversed(starts)}.values())[::-1]
+    if rows:
+        await _upsert(session, Conversation.__table__, ["conversation_id"], rows, fill=tuple(rows[0]))
 
 
 async def record_escalation(session: AsyncSession, record: EscalationRecord) -> None:

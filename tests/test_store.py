@@ -440,6 +440,27 @@ async def test_end_before_start_keeps_the_outcome(sessions: async_sessionmaker[A
     assert (conversation.segment, conversation.tier) == ("smb", "enterprise")
 
 
+async def test_starts_in_one_statement(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Setup's shared writes: several conversations' rows in one statement; of two records of one conversation
+    the first counts, and a row already there keeps what it has."""
+    await write(sessions, records.record_conversation_start, start_record(conversation_id="c0", segment="smb"))
+    starts = [
+        start_record(conversation_id="c0", segment="enterprise", started_at=T0 + timedelta(hours=2)),
+        start_record(conversation_id="c1", segment="smb"),
+        start_record(conversation_id="c2"),
+        start_record(conversation_id="c1", segment="enterprise", started_at=T0 + timedelta(hours=1)),
+    ]
+    async with sessions.begin() as session:
+        await records.record_conversation_starts(session, starts)
+        await records.record_conversation_starts(session, [])
+    rows = {cid: await conversation_row(sessions, cid) for cid in ("c0", "c1", "c2")}
+    assert {cid: (row.segment, row.started_at) for cid, row in rows.items() if row is not None} == {
+        "c0": ("smb", T0),
+        "c1": ("smb", T0),
+        "c2": (None, T0),
+    }
+
+
 async def test_two_escalations_of_one_conversation(sessions: async_sessionmaker[AsyncSession]) -> None:
     """After a handback the customer can escalate again: a second row, keyed by its own message."""
     await write(sessions, records.record_escalation, escalation_record())
