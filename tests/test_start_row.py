@@ -29,6 +29,7 @@ from baton.store.models import Conversation
 from baton.worker.wiring import build_worker
 from baton.workflows.conversation import patches
 from tests.conftest import time_skipping_server
+from tests.test_idle_close import row
 
 
 @pytest.fixture
@@ -39,15 +40,6 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 def new_start(customer_id: str = "cus_smb") -> ConversationStart:
     return ConversationStart(conversation_id=f"row-{uuid.uuid4().hex[:8]}", customer_id=customer_id)
-
-
-async def row(url: str, conversation_id: str) -> Conversation | None:
-    engine = create_engine(url)
-    try:
-        async with session_factory(engine)() as session:
-            return await session.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
-    finally:
-        await engine.dispose()
 
 
 async def history(client: Client, conversation_id: str) -> list:
