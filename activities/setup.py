@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import structlog
 from temporalio import activity
 
 from baton.activities.crm import CRM_DEADLINE_SECONDS, CrmAdapter, customer_context
@@ -13,10 +12,11 @@ from baton.activities.policy import PolicyStore
 from baton.contract.activities import Setup
 from baton.contract.messages import ConversationSetup, CoolingStatus, CustomerContext, SetupRequest, StartRow
 from baton.contract.records import ConversationStartRecord
+from baton.logging import get_logger
 from baton.policies.engine import classify
 from baton.policies.schema import Policy
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # The row's write is bounded tightly: the first decision waits for it. Past the bound, or on any error, the
 # workflow writes the row with an activity of its own, retried until the store takes it.
@@ -51,7 +51,7 @@ class SetupActivities(Setup):
                     "last_escalation_agent": context.cooling.last_agent_id,
                 }
             )
-        recorded = await self._write_start_row(request, policy, context) if request.start_row else False
+        recorded = await self._write_start_row(request, policy, context)
         return ConversationSetup(policy=policy.model_dump(mode="json"), context=context, start_recorded=recorded)
 
     async def _write_start_row(self, request: SetupRequest, policy: Policy, context: CustomerContext) -> bool:

@@ -116,9 +116,12 @@ async def record_conversation_start(session: AsyncSession, record: ConversationS
 async def record_conversation_starts(session: AsyncSession, starts: list[ConversationStartRecord]) -> None:
     """Conversations' rows in one statement. A conversation starts once: every start column only fills a gap (a
     continued run or a retry changes nothing), and of two records of one conversation the first counts."""
-    rows = list({record.conversation_id: record.model_dump() for record in reversed(starts)}.values())[::-1]
+    rows: dict[str, dict[str, Any]] = {}
+    for record in starts:
+        rows.setdefault(record.conversation_id, record.model_dump())
     if rows:
-        await _upsert(session, Conversation.__table__, ["conversation_id"], rows, fill=tuple(rows[0]))
+        values = list(rows.values())
+        await _upsert(session, Conversation.__table__, ["conversation_id"], values, fill=tuple(values[0]))
 
 
 async def record_escalation(session: AsyncSession, record: EscalationRecord) -> None:

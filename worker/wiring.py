@@ -56,7 +56,6 @@ def build_activities(
     classifier: Scorer | None = None,
 ) -> list[Callable[..., Any]]:
     operations = OperationsActivities(client, task_queue)
-    records = RecordActivities(_store_engine(settings.database_url))
     setup = SetupActivities(
         crm or build_crm(settings),
         PolicyStore(settings.policy),
@@ -68,6 +67,7 @@ def build_activities(
     handoff = HandoffActivities(settings)
     judge = JudgeActivities(settings)
     scoring = ScoringActivities(classifier or scorer_for(settings))
+    records = RecordActivities(_store_engine(settings.database_url))
     chatwoot = ChatwootActivities(client, settings, _store_engine(settings.database_url))
     return [
         *records.all,

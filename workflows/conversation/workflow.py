@@ -174,8 +174,9 @@ class ConversationWorkflow:
                 return
 
     def _record_start_once(self) -> None:
-        """The conversation's row, written in the background after its first message so that the month's
-        report counts it while it is still open; no decision waits on the write."""
+        """The conversation's row, when setup did not write it (the store was down or slow, or the run was
+        recorded before setup wrote rows): written in the background after its first message so that the
+        month's report counts it while it is still open; no decision waits on the write."""
         state = self._state
         if state.start_recorded or not state.transcript or not patches.patched(patches.START_RECORDED):
             return
